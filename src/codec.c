@@ -1,0 +1,347 @@
+/* Codec front end: format detection, decoder dispatch, pixel allocation,
+ * encoder dispatch and whole-file reads.
+ *
+ * DESIGN
+ * - The format comes from magic bytes only. TGA has none, so it is the last
+ *   resort: whatever stb_image can read the header of after every magic
+ *   check failed is called TGA.
+ * - PNG goes to libpng (codec_png.c), JPEG to libjpeg-turbo (codec_jpeg.c)
+ *   unless opts->decoder is IP_DECODER_STB; everything else goes to
+ *   stb_image (codec_stb.c).
+ * - Decoders call ip__pixels_alloc once the output shape is known: it checks
+ *   the limits first, then allocates with the caller's allocator or malloc.
+ *   On any failure the decoder calls ip__pixels_free, so *out ends zeroed.
+ * - Everything here is reentrant: any thread may decode or encode at any
+ *   time, with no global state.
+ * - On success ip_decode leaves err->code 0; err->msg may then hold a
+ *   warning (a truncated image decoded under allow_truncated). */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "codec_internal.h"
+#include "imgpar/codec.h"
+
+void ip_decode_opts_default(struct ip_decode_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    ip_limits_default(&opts->limits);
+    opts->decoder = IP_DECODER_NATIVE;
+}
+
+void ip_encode_opts_default(struct ip_encode_opts *opts)
+{
+    memset(opts, 0, sizeof *opts);
+    opts->png_level = 6;
+    opts->jpeg_quality = 90;
+}
+
+static int has_prefix(const uint8_t *data, size_t len, const char *magic, size_t n)
+{
+    return len >= n && memcmp(data, magic, n) == 0;
+}
+
+enum ip_format ip_format_detect(const uint8_t *data, size_t len)
+{
+    if (!data || len == 0)
+        return IP_FORMAT_UNKNOWN;
+    if (has_prefix(data, len, "\x89PNG\r\n\x1a\n", 8))
+        return IP_FORMAT_PNG;
+    if (has_prefix(data, len, "\xff\xd8\xff", 3))
+        return IP_FORMAT_JPEG;
+    if (has_prefix(data, len, "BM", 2))
+        return IP_FORMAT_BMP;
+    if (has_prefix(data, len, "GIF87a", 6) || has_prefix(data, len, "GIF89a", 6))
+        return IP_FORMAT_GIF;
+    if (has_prefix(data, len, "P5", 2) || has_prefix(data, len, "P6", 2))
+        return IP_FORMAT_PNM;
+    if (has_prefix(data, len, "8BPS", 4))
+        return IP_FORMAT_PSD;
+    if (has_prefix(data, len, "#?RADIANCE", 10) || has_prefix(data, len, "#?RGBE", 6))
+        return IP_FORMAT_HDR;
+    if (ip__stb_probe(data, len))
+        return IP_FORMAT_TGA;
+    return IP_FORMAT_UNKNOWN;
+}
+
+const char *ip_format_name(enum ip_format fmt)
+{
+    switch (fmt) {
+    case IP_FORMAT_PNG: return "png";
+    case IP_FORMAT_JPEG: return "jpeg";
+    case IP_FORMAT_BMP: return "bmp";
+    case IP_FORMAT_GIF: return "gif";
+    case IP_FORMAT_PNM: return "pnm";
+    case IP_FORMAT_PSD: return "psd";
+    case IP_FORMAT_TGA: return "tga";
+    case IP_FORMAT_HDR: return "hdr";
+    case IP_FORMAT_UNKNOWN: break;
+    }
+    return "unknown";
+}
+
+/* Only PNG and JPEG are written; every other input format is written as PNG. */
+const char *ip_format_ext(enum ip_format fmt)
+{
+    return fmt == IP_FORMAT_JPEG ? "jpg" : "png";
+}
+
+int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
+                     uint32_t width, uint32_t height, uint32_t channels, struct ip_error *err)
+{
+    const struct ip_allocator *a = opts->allocator;
+    uint8_t *pixels = NULL;
+    size_t bytes;
+    int rc;
+
+    memset(img, 0, sizeof *img);
+    rc = ip_image_check(width, height, channels, &opts->limits, &bytes, err);
+    if (rc)
+        return rc;
+    img->width = width;
+    img->height = height;
+    img->channels = channels;
+    img->stride = (size_t)width * channels;
+    if (a) {
+        rc = a->alloc(a->ctx, img, &pixels, err);
+        if (rc == 0 && !pixels)
+            rc = IP_ENOMEM;
+        if (rc) {
+            if (rc > 0)
+                rc = IP_ENOMEM;
+            if (!err || err->code == 0 || err->msg[0] == '\0')
+                ip_error_set(err, rc, "allocator refused %ux%u image", width, height);
+            memset(img, 0, sizeof *img);
+            return rc;
+        }
+    } else {
+        pixels = malloc(bytes);
+        if (!pixels) {
+            memset(img, 0, sizeof *img);
+            return ip_error_set(err, IP_ENOMEM, "out of memory for %ux%u image", width, height);
+        }
+    }
+    img->pixels = pixels;
+    return 0;
+}
+
+void ip__pixels_free(const struct ip_decode_opts *opts, struct ip_image *img)
+{
+    if (img->pixels) {
+        if (opts->allocator)
+            opts->allocator->free(opts->allocator->ctx, img->pixels);
+        else
+            free(img->pixels);
+    }
+    memset(img, 0, sizeof *img);
+}
+
+int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+              struct ip_image *out, enum ip_format *format, struct ip_error *err)
+{
+    struct ip_decode_opts def;
+    enum ip_format fmt;
+    int rc;
+
+    ip_error_clear(err);
+    if (format)
+        *format = IP_FORMAT_UNKNOWN;
+    if (!out)
+        return ip_error_set(err, IP_EINVAL, "no output image");
+    memset(out, 0, sizeof *out);
+    if (!data && len > 0)
+        return ip_error_set(err, IP_EINVAL, "no input data");
+    if (!opts) {
+        ip_decode_opts_default(&def);
+        opts = &def;
+    }
+    if (opts->allocator && (!opts->allocator->alloc || !opts->allocator->free))
+        return ip_error_set(err, IP_EINVAL, "allocator lacks alloc or free");
+    if (len == 0)
+        return ip_error_set(err, IP_ETRUNC, "empty file");
+
+    fmt = ip_format_detect(data, len);
+    if (format)
+        *format = fmt;
+    switch (fmt) {
+    case IP_FORMAT_UNKNOWN:
+        return ip_error_set(err, IP_EFORMAT, "not a recognized image format");
+    case IP_FORMAT_PNG:
+        rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
+                                             : ip__png_decode(data, len, opts, out, err);
+        break;
+    case IP_FORMAT_JPEG:
+        rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
+                                             : ip__jpeg_decode(data, len, opts, out, err);
+        break;
+    default:
+        rc = ip__stb_decode(data, len, fmt, opts, out, err);
+        break;
+    }
+    if (rc) {
+        /* Decoders free their buffer on failure; this is a safety net. */
+        if (out->pixels)
+            ip__pixels_free(opts, out);
+        if (err && err->msg[0] == '\0')
+            ip_error_set(err, rc, "%s", ip_strerror(rc));
+    }
+    return rc;
+}
+
+int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
+              struct ip_buf *out, struct ip_error *err)
+{
+    struct ip_encode_opts def;
+
+    ip_error_clear(err);
+    if (!out)
+        return ip_error_set(err, IP_EINVAL, "no output buffer");
+    if (!img || !img->pixels)
+        return ip_error_set(err, IP_EINVAL, "no image to encode");
+    if (img->width == 0 || img->height == 0)
+        return ip_error_set(err, IP_EINVAL, "cannot encode an empty %ux%u image",
+                            img->width, img->height);
+    if (img->channels < 1 || img->channels > 4)
+        return ip_error_set(err, IP_EINVAL, "cannot encode %u channels", img->channels);
+    if (img->stride / img->channels < img->width)
+        return ip_error_set(err, IP_EINVAL, "stride %zu too small for width %u",
+                            img->stride, img->width);
+    if (!opts) {
+        ip_encode_opts_default(&def);
+        opts = &def;
+    }
+    switch (fmt) {
+    case IP_FORMAT_PNG:
+        if (opts->png_level < 0 || opts->png_level > 9)
+            return ip_error_set(err, IP_EINVAL, "PNG level %d is not in 0..9", opts->png_level);
+        return ip__png_encode(img, opts->png_level, out, err);
+    case IP_FORMAT_JPEG:
+        if (opts->jpeg_quality < 1 || opts->jpeg_quality > 100)
+            return ip_error_set(err, IP_EINVAL, "JPEG quality %d is not in 1..100",
+                                opts->jpeg_quality);
+        return ip__jpeg_encode(img, opts->jpeg_quality, out, err);
+    default:
+        return ip_error_set(err, IP_EINVAL, "cannot encode %s (only png and jpeg)",
+                            ip_format_name(fmt));
+    }
+}
+
+int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err)
+{
+    size_t need, cap;
+    uint8_t *p;
+
+    if (extra > SIZE_MAX - buf->len)
+        return ip_error_set(err, IP_ENOMEM, "output buffer size overflow");
+    need = buf->len + extra;
+    if (need <= buf->cap)
+        return 0;
+    cap = buf->cap ? buf->cap : 4096;
+    while (cap < need)
+        cap = cap > SIZE_MAX / 2 ? need : cap * 2;
+    p = realloc(buf->data, cap);
+    if (!p)
+        return ip_error_set(err, IP_ENOMEM, "out of memory for %zu-byte output buffer", cap);
+    buf->data = p;
+    buf->cap = cap;
+    return 0;
+}
+
+int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_error *err)
+{
+    int rc;
+
+    if (n == 0)
+        return 0;
+    rc = ip__buf_reserve(buf, n, err);
+    if (rc)
+        return rc;
+    memcpy(buf->data + buf->len, bytes, n);
+    buf->len += n;
+    return 0;
+}
+
+void ip_buf_free(struct ip_buf *buf)
+{
+    if (buf) {
+        free(buf->data);
+        memset(buf, 0, sizeof *buf);
+    }
+}
+
+int ip_file_read(const char *path, uint64_t max_size, struct ip_buf *out, struct ip_error *err)
+{
+    struct stat st;
+    uint8_t *data = NULL;
+    size_t size, done = 0;
+    int fd, flags, rc;
+
+    ip_error_clear(err);
+    if (!out || !path)
+        return ip_error_set(err, IP_EINVAL, "no path or output buffer");
+    memset(out, 0, sizeof *out);
+    /* O_NONBLOCK so that opening a FIFO does not hang before fstat refuses it. */
+    fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
+    if (fd < 0)
+        return ip_error_set(err, IP_EIO, "%s", strerror(errno));
+    if (fstat(fd, &st) != 0) {
+        rc = ip_error_set(err, IP_EIO, "%s", strerror(errno));
+        goto fail_fd;
+    }
+    if (S_ISDIR(st.st_mode)) {
+        rc = ip_error_set(err, IP_EIO, "is a directory");
+        goto fail_fd;
+    }
+    if (!S_ISREG(st.st_mode)) {
+        rc = ip_error_set(err, IP_EIO, "not a regular file");
+        goto fail_fd;
+    }
+    if ((uint64_t)st.st_size > max_size) {
+        rc = ip_error_set(err, IP_ETOOBIG, "file size %llu exceeds --max-file-size %llu",
+                          (unsigned long long)st.st_size, (unsigned long long)max_size);
+        goto fail_fd;
+    }
+    if ((uint64_t)st.st_size > SIZE_MAX - 1) {
+        rc = ip_error_set(err, IP_ETOOBIG, "file size %llu too large for this machine",
+                          (unsigned long long)st.st_size);
+        goto fail_fd;
+    }
+    flags = fcntl(fd, F_GETFL);
+    if (flags >= 0)
+        (void)fcntl(fd, F_SETFL, flags & ~O_NONBLOCK);
+    size = (size_t)st.st_size;
+    (void)posix_fadvise(fd, 0, 0, POSIX_FADV_SEQUENTIAL);
+    data = malloc(size ? size : 1);
+    if (!data) {
+        rc = ip_error_set(err, IP_ENOMEM, "out of memory for %zu-byte file", size);
+        goto fail_fd;
+    }
+    /* Reads up to the size fstat gave; a file that shrinks meanwhile is
+     * returned short, one that grows is cut at the size checked above. */
+    while (done < size) {
+        ssize_t n = read(fd, data + done, size - done);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            rc = ip_error_set(err, IP_EIO, "%s", strerror(errno));
+            goto fail_data;
+        }
+        if (n == 0)
+            break;
+        done += (size_t)n;
+    }
+    close(fd);
+    out->data = data;
+    out->len = done;
+    out->cap = size ? size : 1;
+    return 0;
+
+fail_data:
+    free(data);
+fail_fd:
+    close(fd);
+    return rc;
+}

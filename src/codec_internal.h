@@ -1,0 +1,57 @@
+/* Internal interface between codec.c (detection, dispatch, allocation)
+ * and the per-library codec files codec_png.c, codec_jpeg.c, codec_stb.c.
+ *
+ * Every decoder receives validated arguments (data != NULL, len > 0, opts
+ * filled in, out zeroed), gets its pixel buffer from ip__pixels_alloc once
+ * the final shape is known, and on failure releases it with
+ * ip__pixels_free so that *out is zeroed again. */
+#ifndef IMGPAR_CODEC_INTERNAL_H
+#define IMGPAR_CODEC_INTERNAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "imgpar/codec.h"
+
+/* Checks width x height x channels against opts->limits, then allocates a
+ * tight buffer with opts->allocator (or malloc) and fills in *img. On
+ * failure *img is zeroed and err holds the reason. */
+int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
+                     uint32_t width, uint32_t height, uint32_t channels, struct ip_error *err);
+
+/* Undoes ip__pixels_alloc (through the same allocator) and zeroes *img.
+ * Safe on a zeroed image. */
+void ip__pixels_free(const struct ip_decode_opts *opts, struct ip_image *img);
+
+/* Appends n bytes to buf, growing it geometrically; IP_ENOMEM on failure
+ * (buf unchanged). */
+int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_error *err);
+
+/* Makes room for at least `extra` more bytes after buf->len. */
+int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
+
+int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                   struct ip_image *out, struct ip_error *err);
+int ip__png_encode(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
+
+int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                    struct ip_image *out, struct ip_error *err);
+int ip__jpeg_encode(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);
+
+/* Decodes any format stb_image knows; fmt is what ip_format_detect said
+ * (it selects the 16-bit PNG path and the JPEG truncation check). */
+int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
+                   const struct ip_decode_opts *opts, struct ip_image *out, struct ip_error *err);
+
+/* Nonzero if stb_image can read the header of data (used to recognise TGA,
+ * the one format without magic bytes). */
+int ip__stb_probe(const uint8_t *data, size_t len);
+
+/* libpng's png_do_scale_16_to_8: round(v * 255 / 65535), exact for all v.
+ * Shared so that the stb path reduces 16-bit PNGs exactly like libpng. */
+static inline uint8_t ip__scale_16_to_8(uint16_t v)
+{
+    return (uint8_t)(((uint32_t)v * 255u + 32895u) >> 16);
+}
+
+#endif

@@ -1,0 +1,369 @@
+/* JPEG decoding and encoding with libjpeg-turbo's libjpeg API.
+ *
+ * DESIGN
+ * - Runs in whichever thread calls ip_decode / ip_encode; no global state.
+ *   A per-call error manager (struct jpeg_ctx) replaces libjpeg's: errors
+ *   longjmp back to the setjmp in decode/encode with the library's own
+ *   message, nothing is ever printed, and the library never exits.
+ * - Warnings are judged, not ignored: the end of data (JWRN_JPEG_EOF) or a
+ *   marker inside entropy data (JWRN_HIT_MARKER) is "truncated JPEG data"
+ *   (IP_ETRUNC) unless allow_truncated, in which case libjpeg finishes the
+ *   image with its usual fill, the call succeeds and err->msg says so
+ *   (err->code stays 0). Corrupt entropy data (bad Huffman or arithmetic
+ *   code, lost restart sync, bad scan parameters) is IP_ECORRUPT.
+ *   Extraneous bytes before a marker and header oddities are harmless.
+ * - Output: gray -> 1 channel, YCbCr/RGB -> RGB, CMYK/YCCK -> RGB through
+ *   libjpeg's CMYK output (Adobe files store inverted CMYK: R = C*K/255).
+ *   jpeg_luma_only makes YCbCr and gray files 1-channel (Y). JDCT_ISLOW keeps
+ *   decodes identical across machines. 12-bit files (which this 8-bit
+ *   libjpeg cannot decode) are IP_EUNSUP "unsupported 12-bit JPEG".
+ * - Limits are checked on the header's dimensions before
+ *   jpeg_start_decompress allocates anything image-sized.
+ * - Encoding writes through a destination manager into the caller's ip_buf
+ *   (no library-owned buffer to leak on error): baseline, 4:2:0 for colour,
+ *   no optimisation pass, so output depends only on the input and quality.
+ *   Alpha is dropped; 2 channels encode the gray channel. */
+#include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+#include <jerror.h>
+
+#include "codec_internal.h"
+
+/* Error manager plus everything that must survive a longjmp. */
+struct jpeg_ctx {
+    struct jpeg_error_mgr pub;    /* libjpeg's part; must come first */
+    jmp_buf jmp;
+    int code;                     /* IP_E* code of the error that longjmp'd */
+    int allow_truncated;          /* decode: tolerate truncation warnings */
+    int truncated;                /* decode: a truncation warning was seen */
+    char msg[JMSG_LENGTH_MAX];    /* text of that error */
+    struct ip_image img;          /* decode: output pixels until success */
+    uint8_t *row;                 /* CMYK (decode) or alpha-free (encode) scratch row */
+};
+
+static void error_exit_cb(j_common_ptr cinfo)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+
+    switch (cinfo->err->msg_code) {
+    case JERR_OUT_OF_MEMORY:
+        ctx->code = IP_ENOMEM;
+        break;
+    case JERR_BAD_PRECISION:
+        ctx->code = IP_EUNSUP;
+        break;
+    case JERR_IMAGE_TOO_BIG:
+        ctx->code = IP_ETOOBIG;
+        break;
+    default:
+        ctx->code = cinfo->is_decompressor ? IP_ECORRUPT : IP_EINVAL;
+        break;
+    }
+    cinfo->err->format_message(cinfo, ctx->msg);
+    longjmp(ctx->jmp, 1);
+}
+
+static void emit_message_cb(j_common_ptr cinfo, int msg_level)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+
+    if (msg_level >= 0 || !cinfo->is_decompressor)
+        return;   /* trace messages; the encoder warns about nothing we care for */
+    cinfo->err->num_warnings++;
+    switch (cinfo->err->msg_code) {
+    case JWRN_JPEG_EOF:
+    case JWRN_HIT_MARKER:
+        ctx->truncated = 1;
+        if (ctx->allow_truncated)
+            return;
+        ctx->code = IP_ETRUNC;
+        snprintf(ctx->msg, sizeof ctx->msg, "truncated JPEG data");
+        longjmp(ctx->jmp, 1);
+    case JWRN_HUFF_BAD_CODE:
+    case JWRN_ARITH_BAD_CODE:
+    case JWRN_MUST_RESYNC:
+    case JWRN_NOT_SEQUENTIAL:
+    case JWRN_BOGUS_PROGRESSION:
+        ctx->code = IP_ECORRUPT;
+        cinfo->err->format_message(cinfo, ctx->msg);
+        longjmp(ctx->jmp, 1);
+    default:
+        return;   /* JWRN_EXTRANEOUS_DATA, JFIF version, Adobe transform, ... */
+    }
+}
+
+static void output_message_cb(j_common_ptr cinfo)
+{
+    (void)cinfo;
+}
+
+static void init_error_mgr(struct jpeg_ctx *ctx)
+{
+    jpeg_std_error(&ctx->pub);
+    ctx->pub.error_exit = error_exit_cb;
+    ctx->pub.emit_message = emit_message_cb;
+    ctx->pub.output_message = output_message_cb;
+}
+
+static uint8_t mul_255(unsigned a, unsigned b)
+{
+    return (uint8_t)((a * b + 127) / 255);
+}
+
+/* One row of libjpeg's CMYK output to RGB. Adobe writers (the only common
+ * CMYK source) store inverted values: 0 is full ink. */
+static void cmyk_to_rgb(const uint8_t *src, uint8_t *dst, uint32_t width, int inverted)
+{
+    uint32_t x;
+
+    for (x = 0; x < width; x++, src += 4, dst += 3) {
+        unsigned c = src[0], m = src[1], y = src[2], k = src[3];
+
+        if (!inverted) {
+            c = 255 - c;
+            m = 255 - m;
+            y = 255 - y;
+            k = 255 - k;
+        }
+        dst[0] = mul_255(c, k);
+        dst[1] = mul_255(m, k);
+        dst[2] = mul_255(y, k);
+    }
+}
+
+/* Everything between creating and destroying the decompressor; called after
+ * setjmp, so libjpeg errors longjmp out of it. */
+static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx,
+                       const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                       struct ip_error *err)
+{
+    uint32_t channels;
+    int cmyk = 0, rc;
+
+    jpeg_mem_src(cinfo, data, (unsigned long)len);
+    jpeg_read_header(cinfo, TRUE);
+
+    switch (cinfo->jpeg_color_space) {
+    case JCS_GRAYSCALE:
+        cinfo->out_color_space = JCS_GRAYSCALE;
+        channels = 1;
+        break;
+    case JCS_YCbCr:
+        cinfo->out_color_space = opts->jpeg_luma_only ? JCS_GRAYSCALE : JCS_RGB;
+        channels = opts->jpeg_luma_only ? 1 : 3;
+        break;
+    case JCS_RGB:
+        cinfo->out_color_space = JCS_RGB;
+        channels = 3;
+        break;
+    case JCS_CMYK:
+    case JCS_YCCK:
+        cinfo->out_color_space = JCS_CMYK;
+        channels = 3;
+        cmyk = 1;
+        break;
+    default:
+        return ip_error_set(err, IP_EUNSUP, "unsupported JPEG color space with %d components",
+                            cinfo->num_components);
+    }
+    cinfo->dct_method = JDCT_ISLOW;
+    jpeg_calc_output_dimensions(cinfo);
+
+    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height,
+                          channels, err);
+    if (rc)
+        return rc;
+    if (cmyk) {
+        ctx->row = malloc((size_t)cinfo->output_width * 4);
+        if (!ctx->row)
+            return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
+    }
+
+    jpeg_start_decompress(cinfo);
+    if ((uint32_t)cinfo->output_components != (cmyk ? 4u : channels) ||
+        cinfo->output_width != ctx->img.width || cinfo->output_height != ctx->img.height)
+        return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
+
+    while (cinfo->output_scanline < cinfo->output_height) {
+        uint32_t y = cinfo->output_scanline;
+        uint8_t *dst = ctx->img.pixels + (size_t)y * ctx->img.stride;
+        JSAMPROW row = cmyk ? ctx->row : dst;
+
+        if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
+            return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", y);
+        if (cmyk)
+            cmyk_to_rgb(ctx->row, dst, ctx->img.width, cinfo->saw_Adobe_marker);
+    }
+    jpeg_finish_decompress(cinfo);
+    return 0;
+}
+
+int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                    struct ip_image *out, struct ip_error *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_ctx ctx;
+    int rc;
+
+    if (len > (unsigned long)-1)
+        return ip_error_set(err, IP_ETOOBIG, "JPEG data too large");
+    memset(&ctx, 0, sizeof ctx);
+    ctx.allow_truncated = opts->allow_truncated;
+    init_error_mgr(&ctx);
+    cinfo.err = &ctx.pub;
+
+    if (setjmp(ctx.jmp)) {
+        rc = ctx.code ? ctx.code : IP_ECORRUPT;
+        if (rc == IP_EUNSUP && cinfo.data_precision != 8)
+            ip_error_set(err, rc, "unsupported %d-bit JPEG", cinfo.data_precision);
+        else if (rc == IP_ETRUNC)
+            ip_error_set(err, rc, "truncated JPEG data");
+        else
+            ip_error_set(err, rc, "JPEG: %s", ctx.msg);
+        goto done;
+    }
+    jpeg_create_decompress(&cinfo);
+    rc = decode_body(&cinfo, &ctx, data, len, opts, err);
+    if (rc == 0 && ctx.truncated)
+        ip_error_set(err, 0, "truncated JPEG data: decoded with the missing part filled in");
+
+done:
+    jpeg_destroy_decompress(&cinfo);
+    free(ctx.row);
+    if (rc) {
+        ip__pixels_free(opts, &ctx.img);
+        return rc;
+    }
+    *out = ctx.img;
+    return 0;
+}
+
+/* Destination manager appending to an ip_buf. */
+struct buf_dest {
+    struct jpeg_destination_mgr pub;   /* libjpeg's part; must come first */
+    struct ip_buf *out;
+};
+
+#define DEST_CHUNK 65536
+
+static void dest_point(j_compress_ptr cinfo)
+{
+    struct buf_dest *dest = (struct buf_dest *)cinfo->dest;
+
+    dest->pub.next_output_byte = dest->out->data + dest->out->len;
+    dest->pub.free_in_buffer = dest->out->cap - dest->out->len;
+}
+
+static void dest_init(j_compress_ptr cinfo)
+{
+    struct buf_dest *dest = (struct buf_dest *)cinfo->dest;
+
+    if (ip__buf_reserve(dest->out, DEST_CHUNK, NULL) != 0)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 0);
+    dest_point(cinfo);
+}
+
+/* libjpeg calls this with the whole free space filled. */
+static boolean dest_empty(j_compress_ptr cinfo)
+{
+    struct buf_dest *dest = (struct buf_dest *)cinfo->dest;
+
+    dest->out->len = dest->out->cap;
+    if (ip__buf_reserve(dest->out, dest->out->cap, NULL) != 0)
+        ERREXIT1(cinfo, JERR_OUT_OF_MEMORY, 1);
+    dest_point(cinfo);
+    return TRUE;
+}
+
+static void dest_term(j_compress_ptr cinfo)
+{
+    struct buf_dest *dest = (struct buf_dest *)cinfo->dest;
+
+    dest->out->len = (size_t)(dest->pub.next_output_byte - dest->out->data);
+}
+
+static int encode_body(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *ctx,
+                       const struct ip_image *img, int quality, struct ip_error *err)
+{
+    uint32_t y, x, c = img->channels;
+    int gray = c <= 2;
+
+    cinfo->image_width = img->width;
+    cinfo->image_height = img->height;
+    cinfo->input_components = gray ? 1 : 3;
+    cinfo->in_color_space = gray ? JCS_GRAYSCALE : JCS_RGB;
+    jpeg_set_defaults(cinfo);
+    jpeg_set_quality(cinfo, quality, TRUE);
+    cinfo->dct_method = JDCT_ISLOW;
+    cinfo->optimize_coding = FALSE;
+    if (!gray) {
+        /* 4:2:0 */
+        cinfo->comp_info[0].h_samp_factor = 2;
+        cinfo->comp_info[0].v_samp_factor = 2;
+        cinfo->comp_info[1].h_samp_factor = cinfo->comp_info[1].v_samp_factor = 1;
+        cinfo->comp_info[2].h_samp_factor = cinfo->comp_info[2].v_samp_factor = 1;
+    }
+    if (c == 2 || c == 4) {
+        ctx->row = malloc((size_t)img->width * 3);
+        if (!ctx->row)
+            return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
+    }
+    jpeg_start_compress(cinfo, TRUE);
+    for (y = 0; y < img->height; y++) {
+        const uint8_t *src = img->pixels + (size_t)y * img->stride;
+        JSAMPROW row;
+
+        if (c == 2) {
+            for (x = 0; x < img->width; x++)
+                ctx->row[x] = src[2 * x];
+            row = ctx->row;
+        } else if (c == 4) {
+            for (x = 0; x < img->width; x++)
+                memcpy(ctx->row + 3 * x, src + 4 * x, 3);
+            row = ctx->row;
+        } else {
+            row = (JSAMPROW)(uintptr_t)src;   /* libjpeg only reads input rows */
+        }
+        jpeg_write_scanlines(cinfo, &row, 1);
+    }
+    jpeg_finish_compress(cinfo);
+    return 0;
+}
+
+int ip__jpeg_encode(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err)
+{
+    struct jpeg_compress_struct cinfo;
+    struct jpeg_ctx ctx;
+    struct buf_dest dest;
+    size_t start_len = out->len;
+    int rc;
+
+    memset(&ctx, 0, sizeof ctx);
+    init_error_mgr(&ctx);
+    cinfo.err = &ctx.pub;
+    memset(&dest, 0, sizeof dest);
+    dest.out = out;
+    dest.pub.init_destination = dest_init;
+    dest.pub.empty_output_buffer = dest_empty;
+    dest.pub.term_destination = dest_term;
+
+    if (setjmp(ctx.jmp)) {
+        rc = ip_error_set(err, ctx.code ? ctx.code : IP_EINVAL, "JPEG encoder: %s", ctx.msg);
+        out->len = start_len;
+        goto done;
+    }
+    jpeg_create_compress(&cinfo);
+    cinfo.dest = &dest.pub;
+    rc = encode_body(&cinfo, &ctx, img, quality, err);
+    if (rc)
+        out->len = start_len;
+
+done:
+    jpeg_destroy_compress(&cinfo);
+    free(ctx.row);
+    return rc;
+}

@@ -1,0 +1,289 @@
+/* PNG decoding and encoding with libpng.
+ *
+ * DESIGN
+ * - Runs in whichever thread calls ip_decode / ip_encode; no global state.
+ *   libpng reports errors through png_error, which lands in error_cb: it
+ *   copies the message into the per-call struct png_ctx and longjmps back to
+ *   the setjmp in decode/encode. Everything that changes after setjmp lives
+ *   in that struct, never in a register-allocated local.
+ * - Decoding reads from memory (read_cb over data/len). Running past the end
+ *   is "truncated PNG data" (IP_ETRUNC). CRC errors in every chunk, and
+ *   libpng's "benign" errors (too much or too little image data, extra
+ *   compressed data), are errors. Ancillary chunks other than tRNS are
+ *   skipped unparsed (their CRC is still checked): imgpar does no colour
+ *   management, and skipping them keeps a harmless iCCP oddity from being
+ *   fatal once benign errors are.
+ * - The output is 8-bit and tight: palette -> RGB(A), tRNS -> alpha, 1/2/4
+ *   bit gray scaled up, 16-bit scaled down with rounding (png_set_scale_16),
+ *   interlacing undone, no gamma correction.
+ * - Limits: width and height are read from the IHDR bytes and checked before
+ *   libpng even starts (a 100000x100000 header in a 60-byte file is refused
+ *   at once); the final shape is checked again by ip__pixels_alloc.
+ * - allow_truncated: rows are decoded one at a time straight into the output;
+ *   when the data ends early the rows not reached are zero (interlaced images
+ *   are zeroed up front, so missing passes read as 0), the call succeeds and
+ *   err->msg says how many rows were decoded (err->code stays 0).
+ * - Encoding writes to an ip_buf through write_cb: 8-bit, not interlaced, no
+ *   tIME or other ancillary chunks, so output depends only on the input. */
+#include <png.h>
+#include <setjmp.h>
+#include <string.h>
+
+#include "codec_internal.h"
+
+/* State shared with libpng's callbacks; lives across setjmp/longjmp. */
+struct png_ctx {
+    const uint8_t *data;   /* input (decode) */
+    size_t len, pos;       /* input size and read position */
+    struct ip_buf *out;    /* output (encode) */
+    int write_failed;      /* ip_buf growth failed in write_cb */
+    int truncated;         /* read_cb ran out of data */
+    int reading_rows;      /* set once pixel rows are being decoded */
+    int pass;              /* interlace pass being read (0 when not interlaced) */
+    uint32_t rows_done;    /* rows of that pass fully read */
+    char msg[IP_ERROR_MSG_MAX]; /* libpng's error message */
+    struct ip_image img;   /* decoded pixels, owned until success */
+};
+
+static void error_cb(png_structp png, png_const_charp msg)
+{
+    struct png_ctx *ctx = png_get_error_ptr(png);
+
+    snprintf(ctx->msg, sizeof ctx->msg, "%s", msg ? msg : "unknown libpng error");
+    png_longjmp(png, 1);
+}
+
+static void warning_cb(png_structp png, png_const_charp msg)
+{
+    (void)png;
+    (void)msg;
+}
+
+static void read_cb(png_structp png, png_bytep dst, size_t n)
+{
+    struct png_ctx *ctx = png_get_io_ptr(png);
+
+    if (n > ctx->len - ctx->pos) {
+        ctx->truncated = 1;
+        png_error(png, "truncated PNG data");
+    }
+    memcpy(dst, ctx->data + ctx->pos, n);
+    ctx->pos += n;
+}
+
+static uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+/* Ancillary chunks libpng would parse but imgpar has no use for. */
+static const png_byte skipped_chunks[] =
+    "bKGD\0cHRM\0eXIf\0gAMA\0hIST\0iCCP\0iTXt\0oFFs\0pCAL\0pHYs\0"
+    "sBIT\0sCAL\0sPLT\0sRGB\0tEXt\0tIME\0zTXt";
+
+static int error_code(const struct png_ctx *ctx)
+{
+    if (ctx->truncated)
+        return IP_ETRUNC;
+    if (strstr(ctx->msg, "ut of memory") || strstr(ctx->msg, "Insufficient memory"))
+        return IP_ENOMEM;
+    if (strstr(ctx->msg, "exceeds user limit"))
+        return IP_ETOOBIG;
+    return IP_ECORRUPT;
+}
+
+/* Sets up transforms and reads all rows into ctx->img. Called after
+ * setjmp; any libpng error longjmps out of it. */
+static int decode_rows(png_structp png, png_infop info, struct png_ctx *ctx,
+                       const struct ip_decode_opts *opts, struct ip_error *err)
+{
+    uint32_t width, height, channels, y;
+    int bit_depth, color_type, interlace, passes, pass, rc;
+
+    png_read_info(png, info);
+    width = png_get_image_width(png, info);
+    height = png_get_image_height(png, info);
+    bit_depth = png_get_bit_depth(png, info);
+    color_type = png_get_color_type(png, info);
+    interlace = png_get_interlace_type(png, info);
+
+    if (color_type == PNG_COLOR_TYPE_PALETTE)
+        png_set_palette_to_rgb(png);
+    if (png_get_valid(png, info, PNG_INFO_tRNS))
+        png_set_tRNS_to_alpha(png);
+    if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8)
+        png_set_expand_gray_1_2_4_to_8(png);
+    if (bit_depth == 16)
+        png_set_scale_16(png);
+    passes = png_set_interlace_handling(png);
+    png_read_update_info(png, info);
+
+    channels = png_get_channels(png, info);
+    if (png_get_bit_depth(png, info) != 8 || channels < 1 || channels > 4)
+        return ip_error_set(err, IP_ECORRUPT, "unexpected PNG layout after transforms");
+    rc = ip__pixels_alloc(opts, &ctx->img, width, height, channels, err);
+    if (rc)
+        return rc;
+    if (png_get_rowbytes(png, info) != ctx->img.stride)
+        return ip_error_set(err, IP_ECORRUPT, "unexpected PNG row size");
+    if (interlace != PNG_INTERLACE_NONE && opts->allow_truncated)
+        memset(ctx->img.pixels, 0, ctx->img.stride * height);
+
+    ctx->reading_rows = 1;
+    for (pass = 0; pass < passes; pass++) {
+        ctx->pass = pass;
+        ctx->rows_done = 0;
+        for (y = 0; y < height; y++) {
+            png_read_row(png, ctx->img.pixels + (size_t)y * ctx->img.stride, NULL);
+            ctx->rows_done = y + 1;
+        }
+    }
+    png_read_end(png, NULL);
+    return 0;
+}
+
+/* Width and height from the IHDR bytes, checked before libpng allocates
+ * anything. Malformed headers are left for libpng to reject. */
+static int precheck_ihdr(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                         struct ip_error *err)
+{
+    uint32_t width, height;
+
+    if (len < 24 || memcmp(data + 12, "IHDR", 4) != 0)
+        return 0;
+    width = be32(data + 16);
+    height = be32(data + 20);
+    if (width == 0 || height == 0 || width > PNG_UINT_31_MAX || height > PNG_UINT_31_MAX)
+        return 0;
+    return ip_image_check(width, height, 1, &opts->limits, NULL, err);
+}
+
+int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                   struct ip_image *out, struct ip_error *err)
+{
+    struct png_ctx ctx;
+    png_structp png;
+    png_infop info = NULL;
+    uint32_t max_dim;
+    int rc;
+
+    rc = precheck_ihdr(data, len, opts, err);
+    if (rc)
+        return rc;
+
+    memset(&ctx, 0, sizeof ctx);
+    ctx.data = data;
+    ctx.len = len;
+    png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, error_cb, warning_cb);
+    if (!png)
+        return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG decoder");
+    info = png_create_info_struct(png);
+    if (!info) {
+        rc = ip_error_set(err, IP_ENOMEM, "out of memory creating PNG decoder");
+        goto done;
+    }
+
+    if (setjmp(png_jmpbuf(png))) {
+        rc = error_code(&ctx);
+        if (rc == IP_ETRUNC && opts->allow_truncated && ctx.reading_rows) {
+            size_t stride = ctx.img.stride;
+            uint32_t h = ctx.img.height;
+            int interlaced = png_get_interlace_type(png, info) != PNG_INTERLACE_NONE;
+
+            if (!interlaced && ctx.rows_done < h)
+                memset(ctx.img.pixels + (size_t)ctx.rows_done * stride, 0,
+                       (size_t)(h - ctx.rows_done) * stride);
+            if (interlaced)
+                ip_error_set(err, 0, "truncated PNG data: stopped in pass %d of 7, row %u of %u",
+                             ctx.pass + 1, ctx.rows_done, h);
+            else
+                ip_error_set(err, 0, "truncated PNG data: decoded %u of %u rows", ctx.rows_done, h);
+            rc = 0;
+        } else if (rc == IP_ETRUNC) {
+            ip_error_set(err, rc, "truncated PNG data");
+        } else if (ctx.msg[0] == '\0') {
+            ip_error_set(err, rc, "corrupt PNG data");
+        } else {
+            ip_error_set(err, rc, "PNG: %s", ctx.msg);
+        }
+        goto done;
+    }
+
+    /* Strict: bad CRCs anywhere and libpng's benign errors are fatal. */
+    png_set_crc_action(png, PNG_CRC_ERROR_QUIT, PNG_CRC_ERROR_QUIT);
+    png_set_benign_errors(png, 0);
+    png_set_keep_unknown_chunks(png, PNG_HANDLE_CHUNK_NEVER, skipped_chunks,
+                                (int)(sizeof skipped_chunks / 5));
+    max_dim = opts->limits.max_dim < PNG_UINT_31_MAX ? opts->limits.max_dim : PNG_UINT_31_MAX;
+    png_set_user_limits(png, max_dim, max_dim);
+    png_set_read_fn(png, &ctx, read_cb);
+
+    rc = decode_rows(png, info, &ctx, opts, err);
+
+done:
+    png_destroy_read_struct(&png, info ? &info : NULL, NULL);
+    if (rc) {
+        ip__pixels_free(opts, &ctx.img);
+        return rc;
+    }
+    *out = ctx.img;
+    return 0;
+}
+
+static void write_cb(png_structp png, png_bytep bytes, size_t n)
+{
+    struct png_ctx *ctx = png_get_io_ptr(png);
+
+    if (ip__buf_append(ctx->out, bytes, n, NULL) != 0) {
+        ctx->write_failed = 1;
+        png_error(png, "out of memory for PNG output");
+    }
+}
+
+static void flush_cb(png_structp png)
+{
+    (void)png;
+}
+
+int ip__png_encode(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err)
+{
+    static const int color_types[] = {
+        PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA,
+    };
+    struct png_ctx ctx;
+    png_structp png;
+    png_infop info = NULL;
+    size_t start_len = out->len;
+    uint32_t y;
+    int rc;
+
+    memset(&ctx, 0, sizeof ctx);
+    ctx.out = out;
+    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, error_cb, warning_cb);
+    if (!png)
+        return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG encoder");
+    info = png_create_info_struct(png);
+    if (!info) {
+        png_destroy_write_struct(&png, NULL);
+        return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG encoder");
+    }
+    if (setjmp(png_jmpbuf(png))) {
+        rc = ip_error_set(err, ctx.write_failed ? IP_ENOMEM : IP_EINVAL, "PNG encoder: %s",
+                          ctx.msg);
+        out->len = start_len;
+        goto done;
+    }
+    png_set_write_fn(png, &ctx, write_cb, flush_cb);
+    png_set_compression_level(png, level);
+    png_set_IHDR(png, info, img->width, img->height, 8, color_types[img->channels - 1],
+                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
+    png_write_info(png, info);
+    for (y = 0; y < img->height; y++)
+        png_write_row(png, img->pixels + (size_t)y * img->stride);
+    png_write_end(png, NULL);
+    rc = 0;
+
+done:
+    png_destroy_write_struct(&png, &info);
+    return rc;
+}

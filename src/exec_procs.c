@@ -1,0 +1,442 @@
+/* Procs executor: forked worker processes over POSIX shared memory.
+ *
+ * DESIGN
+ * - init() forks `workers` processes; the pipeline calls it before the
+ *   process has any other thread. Each worker inherits the shared pixel
+ *   arena (already mapped, already unlinked) at the same address, so a job
+ *   descriptor with plain pointers is all that travels. Each worker talks to
+ *   the parent over its own SOCK_SEQPACKET socketpair: one job message in,
+ *   one reply out. No pixels ever go through a socket.
+ * - A worker resets every signal handler, ignores SIGINT/SIGTERM/SIGHUP
+ *   (its life is the parent's business), closes every fd but its socket and
+ *   stdio, and dies with the parent: PR_SET_PDEATHSIG plus EOF on its socket.
+ * - The parent runs one I/O thread that polls every worker socket and a
+ *   wake pipe. A reply completes the worker's job; EOF or an error means
+ *   the worker died: it is reaped at once, a fresh worker is forked (from
+ *   this multithreaded parent: the child only uses recv/send, malloc - which
+ *   glibc's fork handlers make safe - and the pure kernels), and its job is
+ *   retried once; a second death fails that job alone with IP_EWORKER.
+ * - fini() SIGKILLs and reaps every worker: they hold no state worth a
+ *   graceful exit, and nothing is left behind (no zombies, no orphans). */
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/prctl.h>
+#include <sys/resource.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+struct reply {
+    int status;
+    uint64_t busy_ns;
+    long maxrss_kb;
+};
+
+struct worker {
+    pid_t pid;             /* 0 when not running */
+    int fd;                /* parent's end of the socketpair */
+    int busy;              /* a job is outstanding */
+    struct ip_job job;     /* the outstanding job (attempts = earlier tries) */
+};
+
+struct ip_exec {
+    struct ip_chain chain;
+    char stall_pidfile[512];
+    pid_t parent;
+    int nworkers;
+    struct worker *w;
+    pthread_mutex_t lock;
+    pthread_cond_t idle;     /* a worker became idle (or cancel) */
+    int wake[2];             /* pipe: wakes the I/O thread */
+    pthread_t io;
+    int io_started;
+    int cancelled, stopping;
+    long peak_rss_kb;
+    struct ip__donelist done;
+};
+
+static void write_pidfile(const char *path)
+{
+    char buf[32];
+    int fd, n;
+
+    if (!path[0])
+        return;
+    fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    n = snprintf(buf, sizeof buf, "%ld\n", (long)getpid());
+    if (write(fd, buf, (size_t)n) != n)
+        buf[0] = 0;
+    close(fd);
+}
+
+static void worker_setup(int sock, pid_t parent)
+{
+    struct sigaction sa;
+    sigset_t all;
+
+    memset(&sa, 0, sizeof sa);
+    sa.sa_handler = SIG_DFL;
+    for (int s = 1; s < NSIG; s++)
+        sigaction(s, &sa, NULL);
+    sa.sa_handler = SIG_IGN;
+    sigaction(SIGINT, &sa, NULL);
+    sigaction(SIGTERM, &sa, NULL);
+    sigaction(SIGHUP, &sa, NULL);
+    sigaction(SIGPIPE, &sa, NULL);
+    sigemptyset(&all);
+    sigprocmask(SIG_SETMASK, &all, NULL);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(0);
+    if (sock != 3) {
+        dup2(sock, 3);
+        close(sock);
+    }
+    fcntl(3, F_SETFD, 0);
+    close_range(4, ~0u, 0);
+}
+
+static void __attribute__((noreturn)) worker_main(struct ip_exec *ex)
+{
+    struct ip_scratch *scratch = ip_scratch_new();
+    struct ip_job job;
+    struct reply r;
+    struct rusage ru;
+
+    for (;;) {
+        ssize_t n = recv(3, &job, sizeof job, 0);
+        if (n == 0)
+            _exit(0);
+        if (n < 0) {
+            if (errno == EINTR)
+                continue;
+            _exit(1);
+        }
+        if (n != (ssize_t)sizeof job)
+            _exit(2);
+        if ((job.test_flags & IP_JOB_TEST_STALL) && job.attempts == 0) {
+            write_pidfile(ex->stall_pidfile);
+            sleep(60);
+        }
+        if (job.test_flags & IP_JOB_TEST_CRASH)
+            abort();
+        if (scratch)
+            ip__job_run(&ex->chain, &job, scratch);
+        else
+            job.status = IP_ENOMEM;
+        memset(&r, 0, sizeof r);
+        r.status = job.status;
+        r.busy_ns = job.busy_ns;
+        if (getrusage(RUSAGE_SELF, &ru) == 0)
+            r.maxrss_kb = ru.ru_maxrss;
+        if (send(3, &r, sizeof r, MSG_NOSIGNAL) != (ssize_t)sizeof r)
+            _exit(1);
+    }
+}
+
+/* Forks worker i. Called with ex->lock held or before threads exist. */
+static int spawn(struct ip_exec *ex, int i)
+{
+    int sv[2];
+    pid_t pid;
+
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) != 0)
+        return IP_EWORKER;
+    pid = fork();
+    if (pid < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return IP_EWORKER;
+    }
+    if (pid == 0) {
+        worker_setup(sv[1], ex->parent);
+        worker_main(ex);
+    }
+    close(sv[1]);
+    ex->w[i].pid = pid;
+    ex->w[i].fd = sv[0];
+    return 0;
+}
+
+static void reap(struct worker *w)
+{
+    if (w->pid > 0) {
+        kill(w->pid, SIGKILL);
+        while (waitpid(w->pid, NULL, 0) < 0 && errno == EINTR)
+            ;
+    }
+    if (w->fd >= 0)
+        close(w->fd);
+    w->pid = 0;
+    w->fd = -1;
+}
+
+static void poke(struct ip_exec *ex)
+{
+    char c = 1;
+    if (write(ex->wake[1], &c, 1) < 0 && errno != EAGAIN)
+        return;
+}
+
+/* Sends w's job; on failure the I/O thread will see the worker's death. */
+static void send_job(struct worker *w)
+{
+    if (send(w->fd, &w->job, sizeof w->job, MSG_NOSIGNAL) != (ssize_t)sizeof w->job)
+        shutdown(w->fd, SHUT_RDWR);
+}
+
+/* The worker at index i died or broke its protocol: reap, replace, retry. */
+static void handle_death(struct ip_exec *ex, int i)
+{
+    struct worker *w = &ex->w[i];
+
+    reap(w);
+    if (ex->cancelled || ex->stopping) {
+        if (w->busy) {
+            w->busy = 0;
+            w->job.status = IP_EINTR;
+            ip__donelist_post(&ex->done, &w->job);
+        }
+        return;
+    }
+    if (spawn(ex, i) != 0) {
+        /* Cannot fork: fail the job; the slot stays empty. */
+        if (w->busy) {
+            w->busy = 0;
+            w->job.status = IP_EWORKER;
+            ip__donelist_post(&ex->done, &w->job);
+        }
+        return;
+    }
+    if (w->busy) {
+        w->job.attempts++;
+        if (w->job.attempts >= 2) {
+            w->busy = 0;
+            w->job.status = IP_EWORKER;
+            ip__donelist_post(&ex->done, &w->job);
+            pthread_cond_broadcast(&ex->idle);
+        } else {
+            send_job(w);
+        }
+    } else {
+        pthread_cond_broadcast(&ex->idle);
+    }
+}
+
+static void *io_main(void *arg)
+{
+    struct ip_exec *ex = arg;
+    struct pollfd *pfd = calloc((size_t)ex->nworkers + 1, sizeof *pfd);
+    int *idx = calloc((size_t)ex->nworkers + 1, sizeof *idx);
+
+    if (!pfd || !idx) {
+        free(pfd);
+        free(idx);
+        return NULL;
+    }
+    for (;;) {
+        int n = 0;
+
+        pthread_mutex_lock(&ex->lock);
+        if (ex->stopping) {
+            pthread_mutex_unlock(&ex->lock);
+            break;
+        }
+        pfd[n].fd = ex->wake[0];
+        pfd[n].events = POLLIN;
+        idx[n++] = -1;
+        for (int i = 0; i < ex->nworkers; i++) {
+            if (ex->w[i].fd < 0)
+                continue;
+            pfd[n].fd = ex->w[i].fd;
+            pfd[n].events = POLLIN;
+            idx[n++] = i;
+        }
+        pthread_mutex_unlock(&ex->lock);
+
+        if (poll(pfd, (nfds_t)n, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            break;
+        }
+        pthread_mutex_lock(&ex->lock);
+        for (int k = 0; k < n; k++) {
+            if (!pfd[k].revents)
+                continue;
+            if (idx[k] < 0) {
+                char buf[64];
+                while (read(ex->wake[0], buf, sizeof buf) > 0)
+                    ;
+                continue;
+            }
+            struct worker *w = &ex->w[idx[k]];
+            if (w->fd != pfd[k].fd)
+                continue;
+            struct reply r;
+            ssize_t got = (pfd[k].revents & POLLIN) ? recv(w->fd, &r, sizeof r, MSG_DONTWAIT) : 0;
+            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+                continue;
+            if (got == (ssize_t)sizeof r && w->busy) {
+                w->busy = 0;
+                w->job.status = r.status;
+                w->job.busy_ns = r.busy_ns;
+                w->job.attempts++;
+                if (r.maxrss_kb > ex->peak_rss_kb)
+                    ex->peak_rss_kb = r.maxrss_kb;
+                ip__donelist_post(&ex->done, &w->job);
+                pthread_cond_broadcast(&ex->idle);
+            } else {
+                handle_death(ex, idx[k]);
+            }
+        }
+        pthread_mutex_unlock(&ex->lock);
+    }
+    free(pfd);
+    free(idx);
+    return NULL;
+}
+
+static void procs_fini(struct ip_exec *ex);
+
+static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, void *base, size_t bytes,
+                      struct ip_error *err)
+{
+    struct ip_exec *ex = calloc(1, sizeof *ex);
+
+    (void)base;
+    (void)bytes;
+    *out = NULL;
+    if (!ex)
+        return ip_error_set(err, IP_ENOMEM, "out of memory");
+    ex->chain = *cfg->chain;
+    if (cfg->stall_pidfile)
+        snprintf(ex->stall_pidfile, sizeof ex->stall_pidfile, "%s", cfg->stall_pidfile);
+    ex->parent = getpid();
+    ex->wake[0] = ex->wake[1] = -1;
+    ex->w = calloc((size_t)cfg->workers, sizeof *ex->w);
+    if (!ex->w || ip__donelist_init(&ex->done) != 0) {
+        free(ex->w);
+        free(ex);
+        return ip_error_set(err, IP_ENOMEM, "out of memory");
+    }
+    pthread_mutex_init(&ex->lock, NULL);
+    pthread_cond_init(&ex->idle, NULL);
+    ex->nworkers = cfg->workers;
+    for (int i = 0; i < ex->nworkers; i++)
+        ex->w[i].fd = -1;
+    if (pipe2(ex->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+        procs_fini(ex);
+        return ip_error_set(err, IP_EWORKER, "cannot create pipe: %s", strerror(errno));
+    }
+    for (int i = 0; i < ex->nworkers; i++) {
+        if (spawn(ex, i) != 0) {
+            procs_fini(ex);
+            return ip_error_set(err, IP_EWORKER, "cannot fork worker process: %s", strerror(errno));
+        }
+    }
+    if (pthread_create(&ex->io, NULL, io_main, ex) != 0) {
+        procs_fini(ex);
+        return ip_error_set(err, IP_EWORKER, "cannot start worker I/O thread");
+    }
+    ex->io_started = 1;
+    *out = ex;
+    return 0;
+}
+
+static int procs_submit(struct ip_exec *ex, const struct ip_job *job)
+{
+    int rc = 0, i = -1;
+
+    if (job->kind == IP_JOB_END)
+        return ip__donelist_post(&ex->done, job);
+    pthread_mutex_lock(&ex->lock);
+    for (;;) {
+        if (ex->cancelled) {
+            rc = IP_EINTR;
+            break;
+        }
+        for (int k = 0; k < ex->nworkers && i < 0; k++)
+            if (ex->w[k].fd >= 0 && !ex->w[k].busy)
+                i = k;
+        if (i >= 0)
+            break;
+        pthread_cond_wait(&ex->idle, &ex->lock);
+    }
+    if (i >= 0) {
+        struct worker *w = &ex->w[i];
+        w->job = *job;
+        w->job.attempts = 0;
+        w->busy = 1;
+        send_job(w);
+    }
+    pthread_mutex_unlock(&ex->lock);
+    poke(ex);
+    return rc;
+}
+
+static int procs_wait(struct ip_exec *ex, struct ip_job *done)
+{
+    return ip__donelist_wait(&ex->done, done);
+}
+
+static void procs_cancel(struct ip_exec *ex)
+{
+    pthread_mutex_lock(&ex->lock);
+    ex->cancelled = 1;
+    pthread_cond_broadcast(&ex->idle);
+    pthread_mutex_unlock(&ex->lock);
+    ip__donelist_cancel(&ex->done);
+    poke(ex);
+}
+
+static void procs_fini(struct ip_exec *ex)
+{
+    if (!ex)
+        return;
+    pthread_mutex_lock(&ex->lock);
+    ex->stopping = 1;
+    pthread_mutex_unlock(&ex->lock);
+    if (ex->io_started) {
+        poke(ex);
+        pthread_join(ex->io, NULL);
+    }
+    for (int i = 0; i < ex->nworkers; i++)
+        reap(&ex->w[i]);
+    if (ex->wake[0] >= 0)
+        close(ex->wake[0]);
+    if (ex->wake[1] >= 0)
+        close(ex->wake[1]);
+    ip__donelist_destroy(&ex->done);
+    pthread_cond_destroy(&ex->idle);
+    pthread_mutex_destroy(&ex->lock);
+    free(ex->w);
+    free(ex);
+}
+
+static long procs_rss(struct ip_exec *ex)
+{
+    long v;
+    pthread_mutex_lock(&ex->lock);
+    v = ex->peak_rss_kb;
+    pthread_mutex_unlock(&ex->lock);
+    return v;
+}
+
+const struct ip_exec_ops ip__exec_procs_ops = {
+    .name = "procs",
+    .init = procs_init,
+    .submit = procs_submit,
+    .wait = procs_wait,
+    .cancel = procs_cancel,
+    .fini = procs_fini,
+    .worker_peak_rss_kb = procs_rss,
+};

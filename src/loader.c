@@ -1,0 +1,195 @@
+/* Loader stage: read files and decode them into the arena.
+ *
+ * DESIGN: --io-threads threads each take the next task from the source
+ * (under src_lock), take an in-flight slot (--queue), read the whole file
+ * with one read, and decode it straight into an arena block that holds
+ * both the decoded image and room for the filter output, so no pixels are
+ * ever copied between stages. Decoding holds a CPU token (-j); waiting for
+ * arena memory (--mem) gives the token back. A file that fails is reported
+ * at once and costs nothing else. The last loader to finish closes the load
+ * queue; cancellation makes every blocking call return IP_EINTR. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "pipeline_internal.h"
+
+#define ALIGN_UP(x) (((x) + 63u) & ~(size_t)63u)
+
+struct alloc_ctx {
+    struct ip_pipeline *p;
+    struct ip__item *item;
+};
+
+static int arena_alloc_cb(void *ctx, const struct ip_image *shape, uint8_t **pixels, struct ip_error *err)
+{
+    struct alloc_ctx *ac = ctx;
+    struct ip_pipeline *p = ac->p;
+    size_t src_bytes, dst_bytes = 0, total;
+    uint64_t wait_ns = 0;
+    void *block;
+    int rc;
+
+    if (ip_mul_size(shape->stride, shape->height, &src_bytes) != 0)
+        return ip_error_set(err, IP_ETOOBIG, "image %ux%u too large", shape->width, shape->height);
+    if (!p->cfg.no_filter) {
+        uint32_t oc = ip_chain_out_channels(&p->cfg.chain, shape->channels);
+        rc = ip_image_check(shape->width, shape->height, oc, &p->cfg.decode.limits, &dst_bytes, err);
+        if (rc)
+            return rc;
+    }
+    total = ALIGN_UP(src_bytes) + dst_bytes;
+    if (total < src_bytes)
+        return ip_error_set(err, IP_ETOOBIG, "image %ux%u too large", shape->width, shape->height);
+    rc = ip__arena_alloc(p->arena, total, 0, &block, NULL, err);
+    if (rc == IP_ENOMEM) {
+        /* Budget full: give the core back while we wait for a writer to free memory. */
+        ip__sem_release(&p->cpu);
+        rc = ip__arena_alloc(p->arena, total, 1, &block, &wait_ns, err);
+        ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
+        if (ip__sem_acquire(&p->cpu, NULL) != 0 && rc == 0) {
+            ip__arena_free(p->arena, block);
+            rc = ip_error_set(err, IP_EINTR, "interrupted");
+        }
+    }
+    if (rc)
+        return rc;
+    ac->item->block = block;
+    *pixels = block;
+    if (!p->cfg.no_filter) {
+        struct ip_image *d = &ac->item->dst;
+        d->width = shape->width;
+        d->height = shape->height;
+        d->channels = ip_chain_out_channels(&p->cfg.chain, shape->channels);
+        d->stride = (size_t)d->width * d->channels;
+        d->pixels = (uint8_t *)block + ALIGN_UP(src_bytes);
+    }
+    return 0;
+}
+
+static void arena_free_cb(void *ctx, uint8_t *pixels)
+{
+    struct alloc_ctx *ac = ctx;
+
+    ip__arena_free(ac->p->arena, pixels);
+    if (ac->item->block == pixels)
+        ac->item->block = NULL;
+}
+
+static const char *base_name(const char *path)
+{
+    const char *s = strrchr(path, '/');
+    return s ? s + 1 : path;
+}
+
+/* Takes the next task from the source; NULL at the end. */
+static struct ip__item *next_item(struct ip_pipeline *p)
+{
+    struct ip__item *item = NULL;
+    struct ip_task task;
+    int rc;
+
+    pthread_mutex_lock(&p->src_lock);
+    if (p->source_done || atomic_load(&p->cancelled))
+        goto out;
+    memset(&task, 0, sizeof task);
+    rc = p->source->next(p->source->ctx, &task);
+    if (rc <= 0) {
+        p->source_done = 1;
+        if (rc < 0)
+            p->source_error = rc;
+        goto out;
+    }
+    item = calloc(1, sizeof *item);
+    if (item) {
+        item->in_path = strdup(task.in_path);
+        item->out_path = strdup(task.out_path ? task.out_path : "");
+        if (!item->in_path || !item->out_path) {
+            free(item->in_path);
+            free(item->out_path);
+            free(item);
+            item = NULL;
+        }
+    }
+    if (!item) {
+        p->source_done = 1;
+        p->source_error = IP_ENOMEM;
+        goto out;
+    }
+    item->index = p->next_index++;
+    ip__item_register(p, item);
+    item->out_format = task.out_format;
+    if (p->test_stall && strcmp(base_name(item->in_path), p->test_stall) == 0)
+        item->test_flags |= IP_JOB_TEST_STALL;
+    if (p->test_crash && strcmp(base_name(item->in_path), p->test_crash) == 0)
+        item->test_flags |= IP_JOB_TEST_CRASH;
+out:
+    pthread_mutex_unlock(&p->src_lock);
+    return item;
+}
+
+static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf)
+{
+    struct ip_decode_opts opts = p->cfg.decode;
+    struct alloc_ctx ac = {p, item};
+    struct ip_allocator alloc = {arena_alloc_cb, arena_free_cb, &ac};
+    enum ip_format fmt = IP_FORMAT_UNKNOWN;
+    uint64_t t0;
+    int rc;
+
+    t0 = ip__now_ns();
+    ip_buf_free(buf);
+    rc = ip_file_read(item->in_path, opts.limits.max_file_size, buf, &item->err);
+    ip__stage_add(p, item, IP_STAGE_READ, ip__now_ns() - t0);
+    if (rc)
+        return rc;
+    item->bytes_in = buf->len;
+
+    if (ip__sem_acquire(&p->cpu, NULL) != 0)
+        return ip_error_set(&item->err, IP_EINTR, "interrupted");
+    t0 = ip__now_ns();
+    opts.allocator = &alloc;
+    rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
+    ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
+    ip__sem_release(&p->cpu);
+    ip_buf_free(buf);
+    item->in_format = fmt;
+    if (rc && !item->err.code)
+        ip_error_set(&item->err, rc, "%s", ip_strerror(rc));
+    return rc;
+}
+
+void *ip__loader_main(void *arg)
+{
+    struct ip_pipeline *p = arg;
+    struct ip_buf buf = {0};
+    struct ip__item *item;
+
+    while ((item = next_item(p)) != NULL) {
+        uint64_t wait_ns = 0;
+
+        if (ip__sem_acquire(&p->inflight, &wait_ns) != 0) {
+            ip_error_set(&item->err, IP_EINTR, "interrupted");
+            ip__item_finish(p, item, IP_RESULT_FAILED);
+            break;
+        }
+        item->holds_slot = 1;
+        ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
+        if (load_one(p, item, &buf) != 0) {
+            ip__item_finish(p, item, IP_RESULT_FAILED);
+            continue;
+        }
+        wait_ns = 0;
+        if (ip__queue_push(&p->load_q, item, &wait_ns) != 0) {
+            ip_error_set(&item->err, IP_EINTR, "interrupted");
+            ip__item_finish(p, item, IP_RESULT_FAILED);
+            break;
+        }
+        ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
+    }
+    ip_buf_free(&buf);
+    pthread_mutex_lock(&p->src_lock);
+    if (--p->loaders_left == 0)
+        ip__queue_close(&p->load_q);
+    pthread_mutex_unlock(&p->src_lock);
+    return NULL;
+}

@@ -1,0 +1,73 @@
+/* State shared by pipeline.c, loader.c and writer.c. */
+#ifndef IMGPAR_PIPELINE_INTERNAL_H
+#define IMGPAR_PIPELINE_INTERNAL_H
+
+#include "imgpar/pipeline.h"
+#include "internal.h"
+
+/* One input on its way through the pipeline. Owned by whichever stage
+ * holds it; the writer (or the stage that fails it) reports and frees it. */
+struct ip__item {
+    uint64_t index;
+    char *in_path, *out_path;           /* owned copies */
+    enum ip_format out_format;          /* requested; UNKNOWN = by input */
+    enum ip_format in_format;
+    struct ip_image src, dst;           /* pixels in the arena */
+    void *block;                        /* arena block holding src and dst */
+    uint32_t bands_left;                /* filter bands not yet completed */
+    uint32_t attempts;                  /* most attempts any band needed */
+    uint32_t test_flags;                /* IP_JOB_TEST_* for this file */
+    int holds_slot;                     /* took an in-flight slot (released when finished) */
+    uint64_t bytes_in, bytes_out;
+    uint64_t stage_ns[IP_STAGE_COUNT];
+    struct ip_error err;                /* first failure */
+    struct ip__item *live_prev, *live_next; /* registry of unfinished items */
+};
+
+struct ip_pipeline {
+    struct ip_pipeline_config cfg;      /* resolved */
+    struct ip__arena *arena;
+    const struct ip_exec_ops *ops;
+    struct ip_exec *ex;
+    int workers;
+    int ran;                            /* ip_pipeline_run was called */
+
+    struct ip__queue load_q;            /* loaders -> dispatcher */
+    struct ip__queue write_q;           /* completer -> writers */
+    struct ip__sem inflight;            /* --queue: images between read and report */
+    struct ip__sem cpu;                 /* -j: cores kept busy at once */
+
+    pthread_mutex_t src_lock;           /* guards source, next_index, source_done, loaders_left */
+    struct ip_source *source;
+    uint64_t next_index;
+    int source_done;
+    int loaders_left;
+    int source_error;                   /* a negative code from source->next */
+
+    pthread_mutex_t result_lock;        /* serialises on_result and the counters below */
+    struct ip_stats stats;
+
+    struct ip__item *live;              /* unfinished items (under result_lock) */
+    atomic_int cancelled;
+    _Atomic uint64_t busy_ns[IP_STAGE_COUNT];
+    _Atomic uint64_t jobs_submitted;
+
+    char *test_stall, *test_crash;      /* basenames from IMGPAR_TEST_STALL / _CRASH */
+    char *test_stall_pidfile;
+};
+
+/* loader.c */
+void *ip__loader_main(void *arg);
+/* writer.c */
+void *ip__writer_main(void *arg);
+/* Writes data to out_path through a temporary in the same directory and a
+ * rename, so the final name only ever holds a complete file. */
+int ip__write_file_atomic(const char *out_path, const uint8_t *data, size_t len, int do_fsync,
+                          const atomic_int *cancelled, struct ip_error *err);
+/* pipeline.c: registers a new item as live. */
+void ip__item_register(struct ip_pipeline *p, struct ip__item *item);
+/* pipeline.c: reports the item's outcome (status from item->err) and frees it. */
+void ip__item_finish(struct ip_pipeline *p, struct ip__item *item, enum ip_result_status status);
+void ip__stage_add(struct ip_pipeline *p, struct ip__item *item, enum ip_stage stage, uint64_t ns);
+
+#endif

@@ -1,0 +1,276 @@
+/* The pixel arena, private or in POSIX shared memory.
+ *
+ * DESIGN: one mapping, created by the pipeline before any worker is forked.
+ * For the procs executor it is a shared memory object named
+ * /imgpar-<pid>-<n>-<random> (O_CREAT|O_EXCL, mode 0600) that is unlinked
+ * as soon as it is mapped: forked workers inherit the mapping at the same
+ * address, so job descriptors carry plain pointers, and no name is left in
+ * /dev/shm even if every process is killed. The parent keeps the fd only to
+ * fallocate each block before use, so a full /dev/shm is an error for one
+ * file (IP_ENOSPC) rather than a SIGBUS.
+ * Blocks are carved first-fit from an address-ordered list and coalesced on
+ * free; callers that find the arena full may wait for a free (that wait is
+ * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
+ * fresh memory costs ~0.3 ns/byte. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "internal.h"
+
+#define BLOCK_ALIGN 4096u
+
+struct block {
+    size_t off, len;
+    int used;
+    struct block *next;     /* next block by address */
+};
+
+struct ip__arena {
+    uint8_t *base;
+    size_t size;
+    int fd;                 /* shared: the unlinked object, for fallocate; else -1 */
+    pthread_mutex_t lock;
+    pthread_cond_t freed;   /* signalled on every free */
+    struct block *blocks;   /* address-ordered, covering [0, size) */
+    int cancelled;
+};
+
+static atomic_uint arena_counter;
+
+static int open_shm(size_t bytes, struct ip_error *err)
+{
+    char name[64];
+    uint64_t rnd = 0;
+    int fd;
+
+    for (int attempt = 0; attempt < 8; attempt++) {
+        if (getrandom(&rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+            rnd ^= ip__now_ns();
+        snprintf(name, sizeof name, "/imgpar-%ld-%u-%016llx", (long)getpid(),
+                 atomic_fetch_add(&arena_counter, 1), (unsigned long long)rnd);
+        fd = shm_open(name, O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+        if (fd >= 0)
+            break;
+        if (errno != EEXIST)
+            return ip_error_set(err, IP_ENOSPC, "cannot create shared memory %s: %s", name,
+                                strerror(errno));
+    }
+    if (fd < 0)
+        return ip_error_set(err, IP_ENOSPC, "cannot create a unique shared memory object");
+    /* Unlink at once: the fd and the mappings keep it alive, the name never lingers. */
+    shm_unlink(name);
+    if (ftruncate(fd, (off_t)bytes) != 0) {
+        int e = errno;
+        close(fd);
+        return ip_error_set(err, IP_ENOSPC, "cannot size shared memory to %zu bytes: %s", bytes,
+                            strerror(e));
+    }
+    return fd;
+}
+
+int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip_error *err)
+{
+    struct ip__arena *a;
+    int rc;
+
+    *out = NULL;
+    bytes = (bytes + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
+    if (bytes == 0)
+        return ip_error_set(err, IP_EINVAL, "memory budget is zero");
+    if (shared) {
+        struct statvfs vfs;
+        if (statvfs("/dev/shm", &vfs) == 0) {
+            uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
+            if (avail < bytes) {
+                /* Leave a little for others; the budget shrinks to what /dev/shm can hold. */
+                uint64_t cap = avail / 10 * 9 / BLOCK_ALIGN * BLOCK_ALIGN;
+                if (cap < (16u << 20))
+                    return ip_error_set(err, IP_ENOSPC,
+                                        "only %llu bytes free in /dev/shm: not enough shared memory",
+                                        (unsigned long long)avail);
+                bytes = (size_t)cap;
+            }
+        }
+    }
+    a = calloc(1, sizeof *a);
+    if (!a)
+        return ip_error_set(err, IP_ENOMEM, "out of memory");
+    a->fd = -1;
+    a->size = bytes;
+    if (shared) {
+        rc = open_shm(bytes, err);
+        if (rc < 0)
+            goto fail_struct;
+        a->fd = rc;
+        a->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, a->fd, 0);
+    } else {
+        a->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                       -1, 0);
+    }
+    if (a->base == MAP_FAILED) {
+        rc = ip_error_set(err, IP_ENOMEM, "cannot map %zu bytes: %s", bytes, strerror(errno));
+        goto fail_fd;
+    }
+    a->blocks = calloc(1, sizeof *a->blocks);
+    if (!a->blocks) {
+        rc = ip_error_set(err, IP_ENOMEM, "out of memory");
+        goto fail_map;
+    }
+    a->blocks->len = bytes;
+    pthread_mutex_init(&a->lock, NULL);
+    pthread_cond_init(&a->freed, NULL);
+    *out = a;
+    return 0;
+
+fail_map:
+    munmap(a->base, bytes);
+fail_fd:
+    if (a->fd >= 0)
+        close(a->fd);
+fail_struct:
+    free(a);
+    return rc;
+}
+
+void ip__arena_destroy(struct ip__arena *a)
+{
+    struct block *b, *next;
+
+    if (!a)
+        return;
+    for (b = a->blocks; b; b = next) {
+        next = b->next;
+        free(b);
+    }
+    munmap(a->base, a->size);
+    if (a->fd >= 0)
+        close(a->fd);
+    pthread_cond_destroy(&a->freed);
+    pthread_mutex_destroy(&a->lock);
+    free(a);
+}
+
+void *ip__arena_base(struct ip__arena *a) { return a->base; }
+size_t ip__arena_size(struct ip__arena *a) { return a->size; }
+
+/* First fit under the lock; splits the block. NULL when nothing fits now. */
+static struct block *take(struct ip__arena *a, size_t len)
+{
+    for (struct block *b = a->blocks; b; b = b->next) {
+        if (b->used || b->len < len)
+            continue;
+        if (b->len > len) {
+            struct block *rest = malloc(sizeof *rest);
+            if (!rest)
+                return NULL;
+            rest->off = b->off + len;
+            rest->len = b->len - len;
+            rest->used = 0;
+            rest->next = b->next;
+            b->next = rest;
+            b->len = len;
+        }
+        b->used = 1;
+        return b;
+    }
+    return NULL;
+}
+
+static void release(struct ip__arena *a, struct block *b)
+{
+    struct block *prev = NULL, *cur;
+
+    b->used = 0;
+    /* Merge with the following free block, then with the preceding one. */
+    if (b->next && !b->next->used) {
+        struct block *n = b->next;
+        b->len += n->len;
+        b->next = n->next;
+        free(n);
+    }
+    for (cur = a->blocks; cur && cur != b; cur = cur->next)
+        prev = cur;
+    if (prev && !prev->used) {
+        prev->len += b->len;
+        prev->next = b->next;
+        free(b);
+    }
+}
+
+int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
+                    struct ip_error *err)
+{
+    struct block *b;
+    size_t len;
+    uint64_t t0 = 0;
+
+    *ptr = NULL;
+    if (bytes > a->size - BLOCK_ALIGN + 1)
+        return ip_error_set(err, IP_ETOOBIG, "image needs %zu MiB, more than --mem %zu MiB",
+                            (bytes + (1u << 20) - 1) >> 20, a->size >> 20);
+    len = (bytes + BLOCK_ALIGN - 1) / BLOCK_ALIGN * BLOCK_ALIGN;
+    if (len == 0)
+        len = BLOCK_ALIGN;
+    pthread_mutex_lock(&a->lock);
+    while (!(b = take(a, len))) {
+        if (a->cancelled || !wait) {
+            pthread_mutex_unlock(&a->lock);
+            if (a->cancelled)
+                return ip_error_set(err, IP_EINTR, "interrupted");
+            return ip_error_set(err, IP_ENOMEM, "memory budget exhausted");
+        }
+        if (!t0)
+            t0 = ip__now_ns();
+        pthread_cond_wait(&a->freed, &a->lock);
+    }
+    if (t0 && wait_ns)
+        *wait_ns += ip__now_ns() - t0;
+    pthread_mutex_unlock(&a->lock);
+
+    if (a->fd >= 0 && fallocate(a->fd, 0, (off_t)b->off, (off_t)b->len) != 0 &&
+        errno != EOPNOTSUPP && errno != ENOSYS) {
+        int e = errno;
+        pthread_mutex_lock(&a->lock);
+        release(a, b);
+        pthread_cond_broadcast(&a->freed);
+        pthread_mutex_unlock(&a->lock);
+        return ip_error_set(err, IP_ENOSPC, "no room in /dev/shm for %zu bytes: %s", len,
+                            strerror(e));
+    }
+    *ptr = a->base + b->off;
+    return 0;
+}
+
+void ip__arena_free(struct ip__arena *a, void *ptr)
+{
+    size_t off;
+
+    if (!ptr)
+        return;
+    off = (size_t)((uint8_t *)ptr - a->base);
+    pthread_mutex_lock(&a->lock);
+    for (struct block *b = a->blocks; b; b = b->next) {
+        if (b->off == off && b->used) {
+            release(a, b);
+            break;
+        }
+    }
+    pthread_cond_broadcast(&a->freed);
+    pthread_mutex_unlock(&a->lock);
+}
+
+void ip__arena_cancel(struct ip__arena *a)
+{
+    pthread_mutex_lock(&a->lock);
+    a->cancelled = 1;
+    pthread_cond_broadcast(&a->freed);
+    pthread_mutex_unlock(&a->lock);
+}
