@@ -41,7 +41,7 @@ struct ip_scratch {
     size_t capacity;        /* usable bytes in block */
 };
 
-enum { BUF_IN_ROW, BUF_PAD, BUF_RING, BUF_ROWS, BUF_VSUM, BUF_COUNT };
+enum { BUF_IN_ROW, BUF_PAD, BUF_RING, BUF_ROWS, BUF_VSUM, BUF_ALPHA_TAPS, BUF_COUNT };
 
 struct stage {
     const struct ip_filter *filter;
@@ -55,6 +55,7 @@ struct stage {
     size_t ring_rows, ring_row_bytes;
     const void **rows;      /* 2r + 1 ring rows the vertical pass reads */
     void *vsum;             /* box: running vertical window sums */
+    int64_t *alpha_taps;    /* Gaussian with alpha: its finer half kernel, r + 1 taps */
     int64_t next_row;       /* next horizontal row to compute, -1 before the first */
     int64_t last_out;       /* box: output row whose window vsum holds, -1 if none */
 };
@@ -179,7 +180,7 @@ static int filter_valid(const struct ip_filter *f)
     case IP_FILTER_BOX:
         return f->radius >= 1 && f->radius <= IP_BLUR_MAX_RADIUS;
     case IP_FILTER_GAUSS:
-        if (f->radius < 1 || f->radius > IP_BLUR_MAX_RADIUS)
+        if (!(f->sigma > 0.0 && f->sigma <= 100.0) || f->radius != ip__gauss_radius(f->sigma))
             return 0;
         for (int i = 0; i <= 2 * f->radius; i++) {
             if (f->taps[i] < 0 || f->taps[i] > (1 << IP_GAUSS_SHIFT)
@@ -248,7 +249,10 @@ static int plan_run(struct run *run, const struct ip_chain *chain, uint32_t chan
         st->alpha = channels == 2 || channels == 4;
         window = 2 * r + 1 + (f->kind == IP_FILTER_BOX);
         st->ring_rows = window < run->height ? window : run->height;
-        elem = f->kind == IP_FILTER_GAUSS && !st->alpha ? sizeof(uint16_t) : sizeof(uint32_t);
+        if (f->kind == IP_FILTER_GAUSS)
+            elem = st->alpha ? sizeof(uint64_t) : sizeof(uint16_t);
+        else
+            elem = sizeof(uint32_t);
         padded = width + 2 * r;
         rc |= ip_mul_size(width * channels, elem, &st->ring_row_bytes);
         if (st->alpha)
@@ -260,6 +264,8 @@ static int plan_run(struct run *run, const struct ip_chain *chain, uint32_t chan
         if (f->kind == IP_FILTER_BOX)
             rc |= plan_buffer(total, &st->off[BUF_VSUM], width, channels,
                               st->alpha ? sizeof(uint64_t) : sizeof(uint32_t));
+        if (f->kind == IP_FILTER_GAUSS && st->alpha)
+            rc |= plan_buffer(total, &st->off[BUF_ALPHA_TAPS], r + 1, sizeof(int64_t), 1);
         if (rc)
             return IP_ETOOBIG;
     }
@@ -293,6 +299,9 @@ static void carve(struct run *run, unsigned char *block)
         st->ring = block + st->off[BUF_RING];
         st->rows = (const void **)(void *)(block + st->off[BUF_ROWS]);
         st->vsum = block + st->off[BUF_VSUM];
+        st->alpha_taps = (int64_t *)(void *)(block + st->off[BUF_ALPHA_TAPS]);
+        if (st->alpha && st->filter->kind == IP_FILTER_GAUSS)
+            ip__gauss_alpha_taps(st->filter->sigma, st->filter->radius, st->alpha_taps);
     }
 }
 
@@ -338,7 +347,7 @@ static void fill_ring(struct run *run, int k, uint32_t y)
         ip__premultiply(stage_row(run, k - 1, y, st->in_row), width, c, mid);
         FILL_MARGINS(uint16_t, st->pad, width, c, r);
         if (f->kind == IP_FILTER_GAUSS)
-            ip__gauss_h_alpha(st->pad, n, c, f->taps + r, r, slot);
+            ip__gauss_h_alpha(st->pad, n, c, st->alpha_taps, r, slot);
         else
             ip__box_h_alpha(st->pad, width, c, r, slot);
     }
@@ -369,7 +378,7 @@ static void blur_row(struct run *run, int k, uint32_t y, uint8_t *out)
 
     if (f->kind == IP_FILTER_GAUSS) {
         if (st->alpha)
-            ip__gauss_v_alpha(st->rows, width, c, f->taps + r, r, out);
+            ip__gauss_v_alpha(st->rows, width, c, st->alpha_taps, r, out);
         else
             ip__gauss_v(st->rows, n, f->taps + r, r, out);
         return;

@@ -6,17 +6,24 @@
  * or process runs the band and keep no state.
  *
  * Gaussian without alpha (the hot path):
- *   horizontal  h = (sum_j w_j p[x+j] + 2^5) >> 6        uint16, 8 fraction bits
- *   vertical    y = (sum_j w_j h[y+j] + 2^21) >> 22      back to 8 bits
- * Taps sum to 2^14, so h <= 255 * 2^8 and the vertical sum < 2^31: uint32 is
- * enough. Each loop works on chunks of CHUNK outputs whose accumulators stay
- * in L1, taps outer, pixels inner, so gcc vectorizes the inner loop; the
- * functions are built for AVX2 and the baseline and picked at load time.
+ *   horizontal  h = (sum_j w_j p[x+j] + 2^6) >> 7        uint16, 7 fraction bits
+ *   vertical    y = (sum_j w_j h[y+j] + 2^20) >> 21      back to 8 bits
+ * Taps sum to 2^14, so h <= 255 * 2^7 < 2^15 (it fits the signed 16-bit
+ * multiplies of pmaddwd) and the vertical sum < 2^30. The rounding of h adds
+ * at most 2^-8 of a level, far inside the 1-level budget. The kernels run 16
+ * (AVX2) or 8 (SSE2) outputs at a time with accumulators in registers and
+ * taps inner; the AVX2 path is chosen at run time, so a release build runs on
+ * any x86-64, and the portable C loop gives the same integers.
  *
- * Alpha images are blurred premultiplied with exact integer sums (uint32
- * after the horizontal pass, uint64 after the vertical pass) and divided per
- * pixel: colour = round(blur(c a) / blur(a)), alpha = round(blur(a)). This is
- * scalar-speed code; alpha images are rare.
+ * Alpha images are blurred premultiplied, colour = round(blur(c a) / blur(a)),
+ * alpha = round(blur(a)), with exact 64-bit integer sums. The ratio is only
+ * as good as the relative precision of the taps that carry the alpha: where
+ * the alpha in a window sits on the tail taps (sparse alpha), 14-bit taps are
+ * off by several percent and the colour by several levels. So this path uses
+ * its own taps from the same sigma, quantised to 2^22 (tail taps of any
+ * sigma <= 100 are then >= ~280, relative error < 0.2%): sums < 2^38 after the
+ * horizontal pass, < 2^60 after the vertical one. Scalar code: alpha images
+ * are rare.
  *
  * Box: running sums, horizontal per row and vertical across the band, then
  * round-half-up of sum / (2r+1)^2. The division is done in double:
@@ -31,123 +38,230 @@
 #include "filter_internal.h"
 
 #define CHUNK 256
+#define H_SHIFT (IP_GAUSS_SHIFT - IP__GAUSS_MID_BITS)
+#define V_SHIFT (IP_GAUSS_SHIFT + IP__GAUSS_MID_BITS)
 
-void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
+/* Half kernel wc[0..r] quantised to sum (wc[0] + 2 sum wc[1..r]) exactly
+ * 1 << shift, the rounding residue in the centre tap. */
+static void quantise_gauss(double sigma, int r, int shift, int64_t *wc)
 {
     double w[IP_BLUR_MAX_RADIUS + 1];
     double total = 0.0;
-    int32_t side = 0;
-    int r = (int)ceil(3.0 * sigma);
+    int64_t side = 0;
 
-    if (r < 1)
-        r = 1;
-    if (r > IP_BLUR_MAX_RADIUS)
-        r = IP_BLUR_MAX_RADIUS;
     for (int i = 0; i <= r; i++) {
         w[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
         total += i ? 2.0 * w[i] : w[i];
     }
     for (int i = 1; i <= r; i++) {
-        int32_t q = (int32_t)floor(w[i] / total * (1 << IP_GAUSS_SHIFT) + 0.5);
-        taps[r - i] = taps[r + i] = q;
-        side += 2 * q;
+        wc[i] = (int64_t)floor(w[i] / total * (double)(1ll << shift) + 0.5);
+        side += 2 * wc[i];
     }
-    taps[r] = (1 << IP_GAUSS_SHIFT) - side;
+    wc[0] = (1ll << shift) - side;
+}
+
+int ip__gauss_radius(double sigma)
+{
+    int r = (int)ceil(3.0 * sigma);
+
+    return r < 1 ? 1 : r > IP_BLUR_MAX_RADIUS ? IP_BLUR_MAX_RADIUS : r;
+}
+
+void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
+{
+    int64_t wc[IP_BLUR_MAX_RADIUS + 1];
+    int r = ip__gauss_radius(sigma);
+
+    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, wc);
+    for (int i = 0; i <= r; i++)
+        taps[r - i] = taps[r + i] = (int32_t)wc[i];
     *radius = r;
 }
 
-/* GCC vector types: 8 lanes of 32 bits (two SSE registers on the baseline
- * path, one AVX2 register on the other). Loads go through memcpy, so they may
- * be unaligned. Macros, not functions, so that no 32-byte vector crosses a
- * call boundary on the baseline path. */
-typedef uint8_t v8u8 __attribute__((vector_size(8)));
-typedef uint16_t v8u16 __attribute__((vector_size(16)));
-typedef uint32_t v8u32 __attribute__((vector_size(32)));
-
-#define LOAD_U8(dst, p)  do { v8u8 t_; memcpy(&t_, (p), sizeof t_); (dst) = __builtin_convertvector(t_, v8u32); } while (0)
-#define LOAD_U16(dst, p) do { v8u16 t_; memcpy(&t_, (p), sizeof t_); (dst) = __builtin_convertvector(t_, v8u32); } while (0)
-
-#define H_SHIFT (IP_GAUSS_SHIFT - IP__GAUSS_MID_BITS)
-#define V_SHIFT (IP_GAUSS_SHIFT + IP__GAUSS_MID_BITS)
-
-/* 16 outputs per block, accumulators in registers, taps inner. */
-__attribute__((target_clones("avx2", "default")))
-void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, int r,
-                 uint16_t *restrict out)
+void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc)
 {
-    const uint8_t *centre = pad + (size_t)r * step;
-    const uint32_t w0 = (uint32_t)wc[0];
+    quantise_gauss(sigma, r, IP__GAUSS_ALPHA_SHIFT, wc);
+}
+
+/* ---- Gaussian without alpha ------------------------------------------------
+ * Three implementations of the same integer formulas, picked per call:
+ * AVX2 and SSE2 intrinsics (x86-64; SSE2 is its baseline) and portable C
+ * (other machines, and the reference the tests compare the others with).
+ * The SIMD versions multiply pairs of 16-bit values with pmaddwd: inputs
+ * interleaved as (a, b), where a and b are mirror taps, against (w, w), so
+ * each 32-bit lane gets w*a + w*b. Inputs must fit int16: pixels do, and the
+ * intermediate rows (7 fraction bits, <= 255*128) do; taps are <= 2^14. The
+ * unpack and the final pack both work within 128-bit lanes, so outputs come
+ * back in order. */
+
+static int simd_limit = 2;
+
+void ip__simd_limit(int level)
+{
+    simd_limit = level;
+}
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#define HAVE_X86 1
+
+static int use_avx2(void)
+{
+    return simd_limit >= 2 && __builtin_cpu_supports("avx2");
+}
+
+__attribute__((target("avx2")))
+static size_t gauss_h_avx2(const uint8_t *centre, size_t n, size_t step, const int32_t *wc,
+                           int r, uint16_t *out)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i round = _mm256_set1_epi32(1 << (H_SHIFT - 1));
+    const __m256i w0 = _mm256_set1_epi32(wc[0]);
     size_t i = 0;
 
     for (; i + 16 <= n; i += 16) {
-        v8u32 acc0, acc1, x0, x1, y0, y1;
-        LOAD_U8(x0, centre + i);
-        LOAD_U8(x1, centre + i + 8);
-        acc0 = w0 * x0;
-        acc1 = w0 * x1;
+        __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(centre + i)));
+        __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(c, zero), w0);
+        __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(c, zero), w0);
         for (int j = 1; j <= r; j++) {
-            const uint8_t *a = centre + i - (size_t)j * step, *b = centre + i + (size_t)j * step;
-            const uint32_t wj = (uint32_t)wc[j];
-            LOAD_U8(x0, a);
-            LOAD_U8(x1, a + 8);
-            LOAD_U8(y0, b);
-            LOAD_U8(y1, b + 8);
-            acc0 += wj * (x0 + y0);
-            acc1 += wj * (x1 + y1);
+            const uint8_t *pa = centre + i - (size_t)j * step, *pb = centre + i + (size_t)j * step;
+            __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pa));
+            __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pb));
+            __m256i w = _mm256_set1_epi32(wc[j] * 0x10001);
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), w));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), w));
         }
-        acc0 = (acc0 + (1u << (H_SHIFT - 1))) >> H_SHIFT;
-        acc1 = (acc1 + (1u << (H_SHIFT - 1))) >> H_SHIFT;
-        {
-            v8u16 o0 = __builtin_convertvector(acc0, v8u16);
-            v8u16 o1 = __builtin_convertvector(acc1, v8u16);
-            memcpy(out + i, &o0, sizeof o0);
-            memcpy(out + i + 8, &o1, sizeof o1);
-        }
+        lo = _mm256_srli_epi32(_mm256_add_epi32(lo, round), H_SHIFT);
+        hi = _mm256_srli_epi32(_mm256_add_epi32(hi, round), H_SHIFT);
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_packus_epi32(lo, hi));
     }
+    return i;
+}
+
+__attribute__((target("avx2")))
+static size_t gauss_v_avx2(const void *const *rows, size_t n, const int32_t *wc, int r,
+                           uint8_t *out)
+{
+    const __m256i zero = _mm256_setzero_si256();
+    const __m256i round = _mm256_set1_epi32(1 << (V_SHIFT - 1));
+    const __m256i w0 = _mm256_set1_epi32(wc[0]);
+    size_t i = 0;
+
+    for (; i + 16 <= n; i += 16) {
+        __m256i c = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r] + i));
+        __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(c, zero), w0);
+        __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(c, zero), w0);
+        __m256i p;
+        for (int j = 1; j <= r; j++) {
+            __m256i a = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r - j] + i));
+            __m256i b = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r + j] + i));
+            __m256i w = _mm256_set1_epi32(wc[j] * 0x10001);
+            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), w));
+            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), w));
+        }
+        lo = _mm256_srli_epi32(_mm256_add_epi32(lo, round), V_SHIFT);
+        hi = _mm256_srli_epi32(_mm256_add_epi32(hi, round), V_SHIFT);
+        p = _mm256_packus_epi32(lo, hi);
+        p = _mm256_permute4x64_epi64(_mm256_packus_epi16(p, p), 0x08);
+        _mm_storeu_si128((__m128i *)(out + i), _mm256_castsi256_si128(p));
+    }
+    return i;
+}
+
+/* SSE2 has no packus_epi32, but every value packed here is < 2^15, so the
+ * signed pack gives the same result. */
+static size_t gauss_h_sse2(const uint8_t *centre, size_t n, size_t step, const int32_t *wc,
+                           int r, uint16_t *out)
+{
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i round = _mm_set1_epi32(1 << (H_SHIFT - 1));
+    const __m128i w0 = _mm_set1_epi32(wc[0]);
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __m128i c = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(centre + i)), zero);
+        __m128i lo = _mm_madd_epi16(_mm_unpacklo_epi16(c, zero), w0);
+        __m128i hi = _mm_madd_epi16(_mm_unpackhi_epi16(c, zero), w0);
+        for (int j = 1; j <= r; j++) {
+            const uint8_t *pa = centre + i - (size_t)j * step, *pb = centre + i + (size_t)j * step;
+            __m128i a = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)pa), zero);
+            __m128i b = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)pb), zero);
+            __m128i w = _mm_set1_epi32(wc[j] * 0x10001);
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), w));
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), w));
+        }
+        lo = _mm_srli_epi32(_mm_add_epi32(lo, round), H_SHIFT);
+        hi = _mm_srli_epi32(_mm_add_epi32(hi, round), H_SHIFT);
+        _mm_storeu_si128((__m128i *)(out + i), _mm_packs_epi32(lo, hi));
+    }
+    return i;
+}
+
+static size_t gauss_v_sse2(const void *const *rows, size_t n, const int32_t *wc, int r,
+                           uint8_t *out)
+{
+    const __m128i zero = _mm_setzero_si128();
+    const __m128i round = _mm_set1_epi32(1 << (V_SHIFT - 1));
+    const __m128i w0 = _mm_set1_epi32(wc[0]);
+    size_t i = 0;
+
+    for (; i + 8 <= n; i += 8) {
+        __m128i c = _mm_loadu_si128((const __m128i *)((const uint16_t *)rows[r] + i));
+        __m128i lo = _mm_madd_epi16(_mm_unpacklo_epi16(c, zero), w0);
+        __m128i hi = _mm_madd_epi16(_mm_unpackhi_epi16(c, zero), w0);
+        __m128i p;
+        for (int j = 1; j <= r; j++) {
+            __m128i a = _mm_loadu_si128((const __m128i *)((const uint16_t *)rows[r - j] + i));
+            __m128i b = _mm_loadu_si128((const __m128i *)((const uint16_t *)rows[r + j] + i));
+            __m128i w = _mm_set1_epi32(wc[j] * 0x10001);
+            lo = _mm_add_epi32(lo, _mm_madd_epi16(_mm_unpacklo_epi16(a, b), w));
+            hi = _mm_add_epi32(hi, _mm_madd_epi16(_mm_unpackhi_epi16(a, b), w));
+        }
+        lo = _mm_srli_epi32(_mm_add_epi32(lo, round), V_SHIFT);
+        hi = _mm_srli_epi32(_mm_add_epi32(hi, round), V_SHIFT);
+        p = _mm_packs_epi32(lo, hi);
+        _mm_storel_epi64((__m128i *)(out + i), _mm_packus_epi16(p, p));
+    }
+    return i;
+}
+#else
+#define HAVE_X86 0
+#endif
+
+void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, int r,
+                 uint16_t *out)
+{
+    const uint8_t *centre = pad + (size_t)r * step;
+    size_t i = 0;
+
+#if HAVE_X86
+    if (use_avx2())
+        i = gauss_h_avx2(centre, n, step, wc, r, out);
+    else if (simd_limit >= 1)
+        i = gauss_h_sse2(centre, n, step, wc, r, out);
+#endif
     for (; i < n; i++) {
-        uint32_t acc = w0 * centre[i];
+        uint32_t acc = (uint32_t)wc[0] * centre[i];
         for (int j = 1; j <= r; j++)
-            acc += (uint32_t)wc[j] * (uint32_t)(centre[i - (size_t)j * step] + centre[i + (size_t)j * step]);
+            acc += (uint32_t)wc[j]
+                   * (uint32_t)(centre[i - (size_t)j * step] + centre[i + (size_t)j * step]);
         out[i] = (uint16_t)((acc + (1u << (H_SHIFT - 1))) >> H_SHIFT);
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
-void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r,
-                 uint8_t *restrict out)
+void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, uint8_t *out)
 {
     const uint16_t *centre = rows[r];
-    const uint32_t w0 = (uint32_t)wc[0];
     size_t i = 0;
 
-    for (; i + 16 <= n; i += 16) {
-        v8u32 acc0, acc1, x0, x1, y0, y1;
-        LOAD_U16(x0, centre + i);
-        LOAD_U16(x1, centre + i + 8);
-        acc0 = w0 * x0;
-        acc1 = w0 * x1;
-        for (int j = 1; j <= r; j++) {
-            const uint16_t *a = (const uint16_t *)rows[r - j] + i;
-            const uint16_t *b = (const uint16_t *)rows[r + j] + i;
-            const uint32_t wj = (uint32_t)wc[j];
-            LOAD_U16(x0, a);
-            LOAD_U16(x1, a + 8);
-            LOAD_U16(y0, b);
-            LOAD_U16(y1, b + 8);
-            acc0 += wj * (x0 + y0);
-            acc1 += wj * (x1 + y1);
-        }
-        acc0 = (acc0 + (1u << (V_SHIFT - 1))) >> V_SHIFT;
-        acc1 = (acc1 + (1u << (V_SHIFT - 1))) >> V_SHIFT;
-        {
-            v8u8 o0 = __builtin_convertvector(acc0, v8u8);
-            v8u8 o1 = __builtin_convertvector(acc1, v8u8);
-            memcpy(out + i, &o0, sizeof o0);
-            memcpy(out + i + 8, &o1, sizeof o1);
-        }
-    }
+#if HAVE_X86
+    if (use_avx2())
+        i = gauss_v_avx2(rows, n, wc, r, out);
+    else if (simd_limit >= 1)
+        i = gauss_v_sse2(rows, n, wc, r, out);
+#endif
     for (; i < n; i++) {
-        uint32_t acc = w0 * centre[i];
+        uint32_t acc = (uint32_t)wc[0] * centre[i];
         for (int j = 1; j <= r; j++)
             acc += (uint32_t)wc[j]
                    * ((uint32_t)((const uint16_t *)rows[r - j])[i] + ((const uint16_t *)rows[r + j])[i]);
@@ -174,29 +288,18 @@ void ip__premultiply(const uint8_t *in, size_t width, uint32_t channels, uint16_
     }
 }
 
-/* Premultiplied values are <= 255*255 and the taps sum to 2^14: sums < 2^30. */
-__attribute__((target_clones("avx2", "default")))
-void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int32_t *wc, int r,
-                       uint32_t *restrict out)
+/* Premultiplied values are < 2^16 and the taps sum to 2^22: sums < 2^38. */
+void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
+                       uint64_t *restrict out)
 {
     const uint16_t *centre = pad + (size_t)r * step;
 
-    for (size_t i0 = 0; i0 < n; i0 += CHUNK) {
-        size_t len = n - i0 < CHUNK ? n - i0 : CHUNK;
-        const uint16_t *c0 = centre + i0;
-        uint32_t acc[CHUNK];
-        uint32_t w0 = (uint32_t)wc[0];
-
-        for (size_t i = 0; i < len; i++)
-            acc[i] = w0 * c0[i];
-        for (int j = 1; j <= r; j++) {
-            const uint16_t *a = c0 - (size_t)j * step, *b = c0 + (size_t)j * step;
-            uint32_t wj = (uint32_t)wc[j];
-            for (size_t i = 0; i < len; i++)
-                acc[i] += wj * ((uint32_t)a[i] + b[i]);
-        }
-        for (size_t i = 0; i < len; i++)
-            out[i0 + i] = acc[i];
+    for (size_t i = 0; i < n; i++) {
+        uint64_t acc = (uint64_t)wc[0] * centre[i];
+        for (int j = 1; j <= r; j++)
+            acc += (uint64_t)wc[j]
+                   * ((uint64_t)centre[i - (size_t)j * step] + centre[i + (size_t)j * step]);
+        out[i] = acc;
     }
 }
 
@@ -206,27 +309,27 @@ static inline uint8_t unpremultiply(uint64_t p, uint64_t a)
     return a ? (uint8_t)((2 * p + a) / (2 * a)) : 0;
 }
 
+/* Vertical sums < 2^16 * 2^44 = 2^60, so 2p + a cannot overflow. */
 void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels,
-                       const int32_t *wc, int r, uint8_t *out)
+                       const int64_t *wc, int r, uint8_t *out)
 {
-    const int shift = 2 * IP_GAUSS_SHIFT;
+    const int shift = 2 * IP__GAUSS_ALPHA_SHIFT;
     const size_t n = width * channels;
     const size_t chunk = CHUNK - CHUNK % channels; /* whole pixels per chunk */
 
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t len = n - i0 < chunk ? n - i0 : chunk;
-        const uint32_t *c0 = (const uint32_t *)rows[r] + i0;
+        const uint64_t *c0 = (const uint64_t *)rows[r] + i0;
         uint64_t acc[CHUNK];
-        uint64_t w0 = (uint64_t)wc[0];
 
         for (size_t i = 0; i < len; i++)
-            acc[i] = w0 * c0[i];
+            acc[i] = (uint64_t)wc[0] * c0[i];
         for (int j = 1; j <= r; j++) {
-            const uint32_t *a = (const uint32_t *)rows[r - j] + i0;
-            const uint32_t *b = (const uint32_t *)rows[r + j] + i0;
+            const uint64_t *a = (const uint64_t *)rows[r - j] + i0;
+            const uint64_t *b = (const uint64_t *)rows[r + j] + i0;
             uint64_t wj = (uint64_t)wc[j];
             for (size_t i = 0; i < len; i++)
-                acc[i] += wj * ((uint64_t)a[i] + b[i]);
+                acc[i] += wj * (a[i] + b[i]);
         }
         for (size_t i = 0; i < len; i += channels) {
             uint64_t alpha = acc[i + channels - 1];

@@ -18,7 +18,7 @@
 #include "imgpar/filter.h"
 
 /* Fractional bits of the uint16 rows between the two Gaussian passes. */
-#define IP__GAUSS_MID_BITS 8
+#define IP__GAUSS_MID_BITS 7
 
 /* BORDER_REFLECT_101 index into [0, n), applied repeatedly when i is further
  * than one period outside; n == 1 maps everything to 0. */
@@ -35,11 +35,18 @@ static inline uint32_t ip__reflect101(int64_t i, uint32_t n)
     return (uint32_t)(i >= (int64_t)n ? period - i : i);
 }
 
+/* Highest SIMD level the Gaussian kernels may use: 2 AVX2 (if the CPU has
+ * it), 1 SSE2, 0 portable C. For tests that compare the paths; not for
+ * concurrent use. */
+void ip__simd_limit(int level);
+
 /* filter_gray.c: luma of one row. channels 3 -> 1, 4 -> 2 (alpha kept). */
 void ip__gray_row(const uint8_t *in, uint8_t *out, size_t width, uint32_t channels,
                   enum ip_gray_weights weights);
 
-/* filter_blur.c: Gaussian taps for sigma (radius ceil(3 sigma), 2r+1 taps
+/* filter_blur.c: radius ceil(3 sigma), clamped to 1..IP_BLUR_MAX_RADIUS. */
+int ip__gauss_radius(double sigma);
+/* Gaussian taps for sigma (radius ceil(3 sigma), 2r+1 taps
  * summing to 1 << IP_GAUSS_SHIFT, rounding residue in the centre). */
 void ip__gauss_taps(double sigma, int *radius, int32_t *taps);
 
@@ -47,17 +54,21 @@ void ip__gauss_taps(double sigma, int *radius, int32_t *taps);
 void ip__premultiply(const uint8_t *in, size_t width, uint32_t channels, uint16_t *out);
 
 /* Gaussian, no alpha. Horizontal: n = width*channels outputs with
- * IP__GAUSS_MID_BITS fractional bits. Vertical: back to 8 bits. */
+ * IP__GAUSS_MID_BITS fractional bits (< 2^15). Vertical: back to 8 bits.
+ * Both pick AVX2, SSE2 or portable C at run time; the results are equal. */
 void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, int r,
                  uint16_t *out);
 void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, uint8_t *out);
 
-/* Gaussian, premultiplied alpha. Horizontal keeps the exact sums
- * (IP_GAUSS_SHIFT fractional bits); vertical divides colour by alpha. */
-void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int32_t *wc, int r,
-                       uint32_t *out);
+/* Gaussian, premultiplied alpha, with finer taps of their own (see
+ * filter_blur.c): wc[0..r] sum (two-sided) to 1 << IP__GAUSS_ALPHA_SHIFT.
+ * Horizontal keeps the exact sums; vertical divides colour by alpha. */
+#define IP__GAUSS_ALPHA_SHIFT 22
+void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc);
+void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
+                       uint64_t *out);
 void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels,
-                       const int32_t *wc, int r, uint8_t *out);
+                       const int64_t *wc, int r, uint8_t *out);
 
 /* Box. Horizontal window sums of 2r+1 pixels from a pad row (uint8, or
  * premultiplied uint16 for alpha images). */

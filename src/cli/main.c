@@ -559,6 +559,16 @@ int main(int argc, char **argv)
     int show_stats = 0, opt, any_chain = 0, rc, pre_failed = 0;
     const char *outdir;
 
+    /* Block the stop signals in every thread from the start: a signal that
+     * arrives while planning stays pending and cancels the run as soon as the
+     * signal thread exists; the pipeline's threads inherit the mask. */
+    sigemptyset(&sigs);
+    sigaddset(&sigs, SIGINT);
+    sigaddset(&sigs, SIGTERM);
+    sigaddset(&sigs, SIGHUP);
+    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+    signal(SIGPIPE, SIG_IGN);
+
     ip_pipeline_config_default(&cfg);
     ip_chain_init(&chain);
     while ((opt = getopt_long(argc, argv, "j:vqh", long_opts, NULL)) != -1) {
@@ -678,12 +688,6 @@ int main(int argc, char **argv)
         fprintf(stderr, "imgpar: cannot start: %s\n", err.msg[0] ? err.msg : ip_strerror(rc));
         return EXIT_NO_START;
     }
-    sigemptyset(&sigs);
-    sigaddset(&sigs, SIGINT);
-    sigaddset(&sigs, SIGTERM);
-    sigaddset(&sigs, SIGHUP);
-    pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-    signal(SIGPIPE, SIG_IGN);
     sig_state.pipeline = pipeline;
     if (pthread_create(&sig_thread, NULL, signal_main, &sigs) != 0) {
         fprintf(stderr, "imgpar: cannot start signal thread\n");

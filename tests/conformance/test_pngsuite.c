@@ -28,7 +28,7 @@ static int cmp_names(const void *a, const void *b)
     return strcmp(*(char *const *)a, *(char *const *)b);
 }
 
-/* Sorted names of png/*.png; exits if the directory is missing. */
+/* Sorted names (without .png) of the files in png/; exits if the directory is missing. */
 static char **list_pngs(const char *dir, size_t *count)
 {
     char path[4096];

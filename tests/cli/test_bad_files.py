@@ -1,0 +1,127 @@
+#!/usr/bin/python3
+"""A batch with bad files among good ones: exit 1, one 'imgpar: PATH: reason'
+line per bad file, no output for them, every good output present and correct.
+
+usage: test_bad_files.py IMGPAR SAMPLES CONFORMANCE
+"""
+import os
+import re
+import shutil
+import sys
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from cliutil import (check, compare, expect_rc, gauss_ref, gray_ref, listdir, load,  # noqa: E402
+                     main, tree_sums)
+
+GOOD = ["gray8.png", "photo.jpg", "rgba8.png", "progressive.jpg"]
+
+
+def make_bad_files(env):
+    """Returns (paths, names of outputs none of them may produce)."""
+    d = env.fresh_dir("bad")
+    paths = []
+
+    def put(name, data):
+        p = os.path.join(d, name)
+        with open(p, "wb") as f:
+            f.write(data)
+        paths.append(p)
+
+    put("empty.png", b"")
+    put("notes.txt", b"these are not the pixels you are looking for\n" * 20)
+    with open(env.sample("rgb8.png"), "rb") as f:
+        png = f.read()
+    put("cut.png", png[: len(png) // 2])
+    with open(env.sample("photo.jpg"), "rb") as f:
+        jpg = f.read()
+    put("cut.jpg", jpg[: len(jpg) // 2])
+    # PngSuite's deliberately corrupt files: a signature mangled by CR/LF
+    # conversion, a bad chunk CRC, and a bit depth of 0.
+    for name in ["xcrn0g04.png", "xcsn0g01.png", "xd0n2c08.png"]:
+        corrupt = os.path.join(env.conformance, "pngsuite", "png", name)
+        check(os.path.isfile(corrupt), "missing conformance file %s" % corrupt)
+        paths.append(corrupt)
+    paths.append(os.path.join(d, "does-not-exist.png"))
+    forbidden = {"empty.png", "notes.txt", "notes.png", "cut.png", "cut.jpg",
+                 "xcrn0g04.png", "xcsn0g01.png", "xd0n2c08.png", "does-not-exist.png"}
+    return paths, forbidden
+
+
+def parse_error_lines(r, bad_paths):
+    lines = r.err.splitlines()
+    check(len(lines) == len(bad_paths),
+          "expected %d stderr lines, one per bad file\n%s" % (len(bad_paths), r.describe()))
+    seen = []
+    for line in lines:
+        m = re.fullmatch(r"imgpar: (.+?): (\S.*)", line)
+        check(m, "stderr line not of the form 'imgpar: PATH: reason': %r" % line)
+        path = next((p for p in bad_paths if line.startswith("imgpar: %s: " % p)), None)
+        check(path is not None, "stderr line names no bad input: %r" % line)
+        reason = line[len("imgpar: %s: " % path):]
+        check(reason.strip() != "", "empty reason: %r" % line)
+        seen.append(path)
+    check(sorted(seen) == sorted(bad_paths),
+          "stderr lines name %s, expected each of %s once" % (sorted(seen), sorted(bad_paths)))
+
+
+def check_mixed_batch(env):
+    bad, forbidden = make_bad_files(env)
+    good = [env.sample(n) for n in GOOD]
+    # Reference outputs: the good files alone.
+    clean = env.fresh_dir("clean")
+    expect_rc(env.run(*good, clean), 0)
+    check(listdir(clean) == sorted(GOOD), "clean run wrote %s" % listdir(clean))
+    clean_sums = tree_sums(clean)
+
+    # Interleave bad and good inputs.
+    inputs = []
+    for i in range(max(len(bad), len(good))):
+        inputs += bad[i:i + 1] + good[i:i + 1]
+    for opts in ([], ["--serial"], ["--procs", "-j", "2"]):
+        out = env.fresh_dir("mixed")
+        r = env.run(*opts, *inputs, out)
+        expect_rc(r, 1)
+        parse_error_lines(r, bad)
+        names = listdir(out)
+        check(not forbidden & set(names), "%s: outputs for bad files: %s" % (
+            opts, sorted(forbidden & set(names))))
+        check(names == sorted(GOOD), "%s: outputs %s, expected %s" % (opts, names, sorted(GOOD)))
+        check(tree_sums(out) == clean_sums,
+              "%s: good outputs differ from a run without the bad files" % opts)
+
+    # And one good output is right, not just the same as another run.
+    src, mode = load(env.sample("gray8.png"))
+    got, _ = load(os.path.join(clean, "gray8.png"))
+    g, _ = gray_ref(src, mode)
+    compare("gray8.png in a mixed batch", got, gauss_ref(g, 2.0, False), 1)
+
+
+def check_bad_in_directory(env):
+    """Inside a directory, truncated images (right magic) fail, non-images are skipped."""
+    d = env.fresh_dir("dir")
+    for n in GOOD:
+        shutil.copy(env.sample(n), d)
+    with open(env.sample("rgb8.png"), "rb") as f:
+        png = f.read()
+    with open(os.path.join(d, "b-cut.png"), "wb") as f:
+        f.write(png[: len(png) // 3])
+    with open(os.path.join(d, "a-empty.png"), "wb") as f:
+        pass  # zero bytes: no magic, skipped silently
+    out = env.fresh_dir("out")
+    r = env.run(d, out)
+    expect_rc(r, 1)
+    parse_error_lines(r, [os.path.join(d, "b-cut.png")])
+    check(listdir(out) == sorted(GOOD), "outputs %s, expected %s" % (listdir(out), sorted(GOOD)))
+
+
+def check_only_bad(env):
+    bad, forbidden = make_bad_files(env)
+    out = env.fresh_dir("out")
+    r = env.run(*bad, out)
+    expect_rc(r, 1)
+    parse_error_lines(r, bad)
+    check(listdir(out) == [], "outputs %s from bad files only" % listdir(out))
+
+
+if __name__ == "__main__":
+    main([check_mixed_batch, check_bad_in_directory, check_only_bad])

@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Formats decoded by stb_image, against files written by Pillow or by hand.
+
+    stb_formats.py CODEC_TOOL SCRATCH_DIR
+
+BMP (24-bit, 8-bit palette), GIF (first frame of two), TGA (RGB, RGBA, gray,
+RLE), PPM/PGM (P6/P5) are written by Pillow from known pixels; PSD (raw RGB)
+and Radiance HDR (flat RGBE) are written here. Each must be detected as its
+format and decode to the known pixels (HDR: stb's tone mapping,
+(v)^(1/2.2) * 255, within 1 level). Also a truncated GIF is an error.
+"""
+import math
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+from PIL import Image
+
+TOOL, SCRATCH = sys.argv[1], sys.argv[2]
+WORK = os.path.join(SCRATCH, 'stb-formats-%d' % os.getpid())
+os.makedirs(WORK, exist_ok=True)
+failures = []
+checked = 0
+
+
+def fail(msg):
+    failures.append(msg)
+    print('FAIL', msg, file=sys.stderr)
+
+
+def decode(path):
+    raw = path + '.raw'
+    r = subprocess.run([TOOL, 'decode', path, raw], capture_output=True, text=True)
+    if r.returncode != 0:
+        return None, None, r.stdout + r.stderr
+    w, h, c, fmt = r.stdout.split()[:4]
+    with open(raw, 'rb') as f:
+        data = np.frombuffer(f.read(), dtype=np.uint8)
+    return data.reshape(int(h), int(w), int(c)), fmt, r.stdout
+
+
+def check(path, want_fmt, want, tolerance=0):
+    global checked
+    checked += 1
+    got, fmt, msg = decode(path)
+    name = os.path.basename(path)
+    if got is None:
+        fail('%s: decode failed: %s' % (name, msg))
+        return
+    if fmt != want_fmt:
+        fail('%s: detected %s, want %s' % (name, fmt, want_fmt))
+    if got.shape != want.shape:
+        fail('%s: shape %s, want %s' % (name, got.shape, want.shape))
+        return
+    diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
+    if diff.max() > tolerance:
+        fail('%s: max diff %d (%d samples off)' % (name, diff.max(), int(np.sum(diff > tolerance))))
+
+
+def pattern(w, h, c, seed):
+    rng = np.random.default_rng(seed)
+    return rng.integers(0, 256, size=(h, w, c), dtype=np.uint8)
+
+
+def with_alpha(rgb):
+    a = np.full(rgb.shape[:2] + (1,), 255, dtype=np.uint8)
+    return np.concatenate([rgb, a], axis=2)
+
+
+def main():
+    rgb = pattern(13, 7, 3, 1)
+    rgba = pattern(13, 7, 4, 2)
+    gray = pattern(13, 7, 1, 3)
+    p = lambda n: os.path.join(WORK, n)
+
+    # BMP: 24-bit RGB; 8-bit palette (Pillow writes L as a gray palette) -> RGB.
+    Image.fromarray(rgb, 'RGB').save(p('rgb.bmp'))
+    check(p('rgb.bmp'), 'bmp', rgb)
+    Image.fromarray(gray[:, :, 0], 'L').save(p('gray.bmp'))
+    check(p('gray.bmp'), 'bmp', np.repeat(gray, 3, axis=2))
+
+    # GIF: first frame of two, as RGBA.
+    pal = Image.fromarray(rgb, 'RGB').quantize(colors=64)
+    other = Image.fromarray(pattern(13, 7, 3, 9), 'RGB').quantize(colors=64)
+    pal.save(p('anim.gif'), save_all=True, append_images=[other], duration=100, loop=0)
+    with Image.open(p('anim.gif')) as im:
+        im.seek(0)
+        first = np.asarray(im.convert('RGBA'))
+    check(p('anim.gif'), 'gif', first)
+
+    # TGA: RGB, RGBA, gray, and RLE-compressed RGB.
+    Image.fromarray(rgb, 'RGB').save(p('rgb.tga'))
+    check(p('rgb.tga'), 'tga', rgb)
+    Image.fromarray(rgba, 'RGBA').save(p('rgba.tga'))
+    check(p('rgba.tga'), 'tga', rgba)
+    Image.fromarray(gray[:, :, 0], 'L').save(p('gray.tga'))
+    check(p('gray.tga'), 'tga', gray)
+    Image.fromarray(rgb, 'RGB').save(p('rle.tga'), compression='tga_rle')
+    check(p('rle.tga'), 'tga', rgb)
+
+    # PNM
+    Image.fromarray(rgb, 'RGB').save(p('rgb.ppm'))
+    check(p('rgb.ppm'), 'pnm', rgb)
+    Image.fromarray(gray[:, :, 0], 'L').save(p('gray.pgm'))
+    check(p('gray.pgm'), 'pnm', gray)
+
+    # PSD: version 1, 3 channels, 8-bit, RGB mode, raw planar data. stb
+    # returns RGBA.
+    h, w = rgb.shape[:2]
+    psd = b'8BPS' + struct.pack('>H6xHIIHH', 1, 3, h, w, 8, 3)
+    psd += struct.pack('>III', 0, 0, 0) + struct.pack('>H', 0)
+    psd += b''.join(rgb[:, :, k].tobytes() for k in range(3))
+    with open(p('rgb.psd'), 'wb') as f:
+        f.write(psd)
+    check(p('rgb.psd'), 'psd', with_alpha(rgb))
+
+    # Radiance HDR, flat RGBE (width < 8 is never run-length encoded).
+    hw, hh = 5, 3
+    rgbe = pattern(hw, hh, 4, 4)
+    rgbe[:, :, 3] = 120 + rgbe[:, :, 3] % 16   # exponents around 2^-8 .. 2^7
+    rgbe[0, 0] = (0, 0, 0, 0)                    # exact zero
+    with open(p('flat.hdr'), 'wb') as f:
+        f.write(b'#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n' % (hh, hw))
+        f.write(rgbe.tobytes())
+    want = np.zeros((hh, hw, 3), dtype=np.uint8)
+    for y in range(hh):
+        for x in range(hw):
+            r, g, b, e = (int(v) for v in rgbe[y, x])
+            for k, m in enumerate((r, g, b)):
+                v = m * math.ldexp(1.0, e - 136) if e else 0.0
+                want[y, x, k] = max(0, min(255, int(v ** (1 / 2.2) * 255 + 0.5)))
+    check(p('flat.hdr'), 'hdr', want, tolerance=1)
+
+    # A GIF cut after its header is an error, not a crash.
+    data = open(p('anim.gif'), 'rb').read()
+    with open(p('cut.gif'), 'wb') as f:
+        f.write(data[:20])
+    got, fmt, msg = decode(p('cut.gif'))
+    if got is not None or not msg.startswith('error -'):
+        fail('cut.gif: expected an error, got %s' % msg)
+
+    if checked != 12:
+        fail('checked %d files, expected 12' % checked)
+    print('stb_formats: %d files, %d failures' % (checked, len(failures)))
+    if not failures:
+        for f in os.listdir(WORK):
+            os.unlink(os.path.join(WORK, f))
+        os.rmdir(WORK)
+    return 1 if failures else 0
+
+
+if __name__ == '__main__':
+    sys.exit(main())

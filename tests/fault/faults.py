@@ -1,0 +1,155 @@
+#!/usr/bin/python3
+"""Worker deaths and interruption leave a correct batch and nothing behind.
+
+Usage: faults.py IMGPAR GEN_SCRIPT CASE
+CASE:
+  kill-worker   kill -9 a worker stalled on a chosen file (IMGPAR_TEST_STALL):
+                the file is retried on a fresh worker, every output is correct
+  crash-twice   a worker aborts on a chosen file on every attempt
+                (IMGPAR_TEST_CRASH): only that file fails, exit 1
+  sigint        SIGINT mid-batch (threads and procs, several times): exit 130,
+                no temporary files, finished outputs complete and correct
+  sigterm       the same with SIGTERM
+After every run: no /dev/shm/imgpar-* objects and no imgpar process left
+(workers included: they are found by their command line).
+"""
+import hashlib
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+
+
+def shm_objects():
+    return sorted(n for n in os.listdir("/dev/shm") if n.startswith("imgpar"))
+
+
+def procs_with(marker):
+    found = []
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit():
+            continue
+        try:
+            with open(f"/proc/{pid}/cmdline", "rb") as f:
+                if marker.encode() in f.read():
+                    found.append(int(pid))
+        except OSError:
+            pass
+    return found
+
+
+def digests(d):
+    return {n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest() for n in os.listdir(d)}
+
+
+def check_clean(outdir, shm_before):
+    leftovers = [n for n in os.listdir(outdir) if n.startswith(".")]
+    if leftovers:
+        sys.exit(f"FAIL: temporary files left in {outdir}: {leftovers}")
+    shm_now = [n for n in shm_objects() if n not in shm_before]
+    if shm_now:
+        sys.exit(f"FAIL: shared memory left behind: {shm_now}")
+    deadline = time.time() + 5
+    while procs_with(outdir) and time.time() < deadline:
+        time.sleep(0.05)
+    if procs_with(outdir):
+        sys.exit(f"FAIL: processes left running: {procs_with(outdir)}")
+
+
+def main():
+    imgpar, gen, case = sys.argv[1:4]
+    tmp = tempfile.mkdtemp(prefix="imgpar-fault-")
+    indir = os.path.join(tmp, "in")
+    subprocess.run(["/usr/bin/python3", gen, indir, "--shapes"], check=True)
+    ref_dir = os.path.join(tmp, "ref")
+    subprocess.run([imgpar, "--serial", indir, ref_dir], check=True, timeout=120)
+    ref = digests(ref_dir)
+    names = sorted(os.listdir(indir))
+    victim = [n for n in names if "257x130_c3" in n][0]
+    victim_out = victim  # PNG in, same name out
+    shm_before = shm_objects()
+
+    if case == "kill-worker":
+        out = os.path.join(tmp, "out-kill")
+        pidfile = os.path.join(tmp, "stall.pid")
+        env = dict(os.environ, IMGPAR_TEST_STALL=victim, IMGPAR_TEST_STALL_PIDFILE=pidfile)
+        p = subprocess.Popen([imgpar, "--procs", "-j", "2", "-v", indir, out], env=env,
+                             stderr=subprocess.PIPE, text=True)
+        deadline = time.time() + 30
+        while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+            if time.time() > deadline or p.poll() is not None:
+                sys.exit("FAIL: the worker never stalled on the chosen file")
+            time.sleep(0.02)
+        wpid = int(open(pidfile).read())
+        if wpid == p.pid:
+            sys.exit("FAIL: stall pid is the parent, not a worker")
+        os.kill(wpid, signal.SIGKILL)
+        _, err = p.communicate(timeout=60)
+        if p.returncode != 0:
+            sys.exit(f"FAIL: exit {p.returncode} after a retried worker death: {err}")
+        got = digests(out)
+        if got != ref:
+            sys.exit(f"FAIL: outputs differ from the serial reference: {sorted(k for k in ref if got.get(k) != ref[k])}")
+        try:
+            os.kill(wpid, 0)
+            sys.exit("FAIL: killed worker still exists (not reaped)")
+        except ProcessLookupError:
+            pass
+        check_clean(out, shm_before)
+        print(f"ok: worker {wpid} killed on {victim}, retried, {len(got)} outputs identical to serial")
+
+    elif case == "crash-twice":
+        out = os.path.join(tmp, "out-crash")
+        env = dict(os.environ, IMGPAR_TEST_CRASH=victim)
+        p = subprocess.run([imgpar, "--procs", "-j", "2", indir, out], env=env, capture_output=True,
+                           text=True, timeout=120)
+        if p.returncode != 1:
+            sys.exit(f"FAIL: expected exit 1, got {p.returncode}: {p.stderr}")
+        lines = [l for l in p.stderr.splitlines() if l]
+        want = f"imgpar: {os.path.join(indir, victim)}: "
+        if len(lines) != 1 or not lines[0].startswith(want) or "worker" not in lines[0]:
+            sys.exit(f"FAIL: expected one error line for {victim}, got {lines}")
+        got = digests(out)
+        expect = {k: v for k, v in ref.items() if k != victim_out}
+        if got != expect:
+            sys.exit(f"FAIL: outputs other than the crashing file differ or are missing")
+        check_clean(out, shm_before)
+        print(f"ok: {victim} failed alone after two worker crashes; {len(got)} others correct")
+
+    elif case in ("sigint", "sigterm"):
+        sig = signal.SIGINT if case == "sigint" else signal.SIGTERM
+        big = os.path.join(tmp, "many")
+        subprocess.run(["/usr/bin/python3", gen, big, "--medium", "160"], check=True)
+        bref_dir = os.path.join(tmp, "bref")
+        subprocess.run([imgpar, "--threads", "--png-level", "9", big, bref_dir], check=True, timeout=300)
+        bref = digests(bref_dir)
+        runs = 0
+        for i, ex in enumerate(["--threads", "--procs"] * 5):
+            out = os.path.join(tmp, f"out-{case}-{i}")
+            p = subprocess.Popen([imgpar, ex, "-j", "2", "--png-level", "9", big, out],
+                                 stderr=subprocess.PIPE, text=True)
+            time.sleep(0.1 + 0.08 * i)
+            if p.poll() is not None:
+                sys.exit(f"FAIL: batch finished before the signal; make it bigger")
+            p.send_signal(sig)
+            _, err = p.communicate(timeout=60)
+            if p.returncode != 130:
+                sys.exit(f"FAIL: {ex}: exit {p.returncode} after {case}, expected 130: {err}")
+            got = digests(out)
+            wrong = [k for k in got if bref.get(k) != got[k]]
+            if wrong:
+                sys.exit(f"FAIL: {ex}: incomplete or wrong outputs after {case}: {wrong[:5]}")
+            if len(got) >= len(bref):
+                sys.exit(f"FAIL: {ex}: every output written; the signal did not stop the batch")
+            check_clean(out, shm_before)
+            runs += 1
+        print(f"ok: {runs} interrupted runs, all clean")
+    else:
+        sys.exit(f"unknown case {case}")
+    subprocess.run(["rm", "-rf", tmp])
+
+
+if __name__ == "__main__":
+    main()
