@@ -139,6 +139,23 @@ void ip__pixels_free(const struct ip_decode_opts *opts, struct ip_image *img)
     memset(img, 0, sizeof *img);
 }
 
+/* Checks a PNG's IHDR dimensions before any decoder allocates anything
+ * (libpng would otherwise read on to the first IDAT first, stb_image gives
+ * no reason). Malformed headers are left for the decoder to reject. */
+static int png_precheck(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                        struct ip_error *err)
+{
+    uint32_t width, height;
+
+    if (len < 24 || memcmp(data + 12, "IHDR", 4) != 0)
+        return 0;
+    width = (uint32_t)data[16] << 24 | (uint32_t)data[17] << 16 | (uint32_t)data[18] << 8 | data[19];
+    height = (uint32_t)data[20] << 24 | (uint32_t)data[21] << 16 | (uint32_t)data[22] << 8 | data[23];
+    if (width == 0 || height == 0 || width > 0x7fffffffu || height > 0x7fffffffu)
+        return 0;
+    return ip_image_check(width, height, 1, &opts->limits, NULL, err);
+}
+
 int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
               struct ip_image *out, enum ip_format *format, struct ip_error *err)
 {
@@ -170,6 +187,9 @@ int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts
     case IP_FORMAT_UNKNOWN:
         return ip_error_set(err, IP_EFORMAT, "not a recognized image format");
     case IP_FORMAT_PNG:
+        rc = png_precheck(data, len, opts, err);
+        if (rc)
+            break;
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
                                              : ip__png_decode(data, len, opts, out, err);
         break;

@@ -5,12 +5,14 @@
  *   A per-call error manager (struct jpeg_ctx) replaces libjpeg's: errors
  *   longjmp back to the setjmp in decode/encode with the library's own
  *   message, nothing is ever printed, and the library never exits.
- * - Warnings are judged, not ignored: the end of data (JWRN_JPEG_EOF) or a
- *   marker inside entropy data (JWRN_HIT_MARKER) is "truncated JPEG data"
- *   (IP_ETRUNC) unless allow_truncated, in which case libjpeg finishes the
- *   image with its usual fill, the call succeeds and err->msg says so
- *   (err->code stays 0). Corrupt entropy data (bad Huffman or arithmetic
- *   code, lost restart sync, bad scan parameters) is IP_ECORRUPT.
+ * - Warnings are judged, not ignored: the end of data (JWRN_JPEG_EOF, after
+ *   which the memory source inserts a fake EOI that the entropy decoder then
+ *   hits, JWRN_HIT_MARKER) is "truncated JPEG data" (IP_ETRUNC) unless
+ *   allow_truncated, in which case libjpeg finishes the image with its
+ *   usual fill, the call succeeds and err->msg says so (err->code stays 0).
+ *   A real marker inside a scan (JWRN_HIT_MARKER with data left) and other
+ *   corrupt entropy data (bad Huffman or arithmetic code, lost restart sync,
+ *   bad scan parameters) are IP_ECORRUPT, even with allow_truncated.
  *   Extraneous bytes before a marker and header oddities are harmless.
  * - Output: gray -> 1 channel, YCbCr/RGB -> RGB, CMYK/YCCK -> RGB through
  *   libjpeg's CMYK output (Adobe files store inverted CMYK: R = C*K/255).
@@ -76,13 +78,19 @@ static void emit_message_cb(j_common_ptr cinfo, int msg_level)
     cinfo->err->num_warnings++;
     switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF:
-    case JWRN_HIT_MARKER:
         ctx->truncated = 1;
         if (ctx->allow_truncated)
             return;
         ctx->code = IP_ETRUNC;
         snprintf(ctx->msg, sizeof ctx->msg, "truncated JPEG data");
         longjmp(ctx->jmp, 1);
+    case JWRN_HIT_MARKER:
+        /* After JWRN_JPEG_EOF this is the fake EOI the source inserted (the
+         * data ran out); otherwise a real marker cut a scan short, which
+         * is corruption, not truncation. */
+        if (ctx->truncated)
+            return;
+        /* fall through */
     case JWRN_HUFF_BAD_CODE:
     case JWRN_ARITH_BAD_CODE:
     case JWRN_MUST_RESYNC:

@@ -16,13 +16,16 @@
  * - The output is 8-bit and tight: palette -> RGB(A), tRNS -> alpha, 1/2/4
  *   bit gray scaled up, 16-bit scaled down with rounding (png_set_scale_16),
  *   interlacing undone, no gamma correction.
- * - Limits: width and height are read from the IHDR bytes and checked before
- *   libpng even starts (a 100000x100000 header in a 60-byte file is refused
- *   at once); the final shape is checked again by ip__pixels_alloc.
+ * - Limits: codec.c checks the IHDR dimensions before any decoder starts
+ *   (a 100000x100000 header in a 45-byte file is refused at once); the final
+ *   shape is checked again by ip__pixels_alloc before the pixels exist, and
+ *   png_set_user_limits repeats max_dim inside libpng.
  * - allow_truncated: rows are decoded one at a time straight into the output;
- *   when the data ends early the rows not reached are zero (interlaced images
- *   are zeroed up front, so missing passes read as 0), the call succeeds and
- *   err->msg says how many rows were decoded (err->code stays 0).
+ *   when the data ends early every row the data holds is kept (see read_cb),
+ *   the rows not reached are zero (interlaced images are zeroed up front, so
+ *   missing passes read as 0), the call succeeds and err->msg says how far
+ *   decoding got (err->code stays 0). Truncation before the first row, or
+ *   anything other than truncation, is still an error.
  * - Encoding writes to an ip_buf through write_cb: 8-bit, not interlaced, no
  *   tIME or other ancillary chunks, so output depends only on the input. */
 #include <png.h>
@@ -38,6 +41,8 @@ struct png_ctx {
     struct ip_buf *out;    /* output (encode) */
     int write_failed;      /* ip_buf growth failed in write_cb */
     int truncated;         /* read_cb ran out of data */
+    int allow_truncated;   /* opts->allow_truncated */
+    int small_reads;       /* IDAT now read a byte at a time (near the end) */
     int reading_rows;      /* set once pixel rows are being decoded */
     int pass;              /* interlace pass being read (0 when not interlaced) */
     uint32_t rows_done;    /* rows of that pass fully read */
@@ -69,11 +74,17 @@ static void read_cb(png_structp png, png_bytep dst, size_t n)
     }
     memcpy(dst, ctx->data + ctx->pos, n);
     ctx->pos += n;
-}
-
-static uint32_t be32(const uint8_t *p)
-{
-    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+    /* libpng feeds zlib in PNG_IDAT_READ_SIZE pieces and reads a whole
+     * piece before inflating it, so a cut inside the last piece would lose
+     * every row it holds. Near the end of the data, when truncation is
+     * tolerated, read IDAT data a byte at a time instead (on a read struct
+     * png_set_compression_buffer_size sets that piece size) so that every
+     * row the data contains is decoded. */
+    if (ctx->allow_truncated && !ctx->small_reads &&
+        ctx->len - ctx->pos <= (size_t)PNG_IDAT_READ_SIZE + 12) {
+        ctx->small_reads = 1;
+        png_set_compression_buffer_size(png, 1);
+    }
 }
 
 /* Ancillary chunks libpng would parse but imgpar has no use for. */
@@ -142,22 +153,6 @@ static int decode_rows(png_structp png, png_infop info, struct png_ctx *ctx,
     return 0;
 }
 
-/* Width and height from the IHDR bytes, checked before libpng allocates
- * anything. Malformed headers are left for libpng to reject. */
-static int precheck_ihdr(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                         struct ip_error *err)
-{
-    uint32_t width, height;
-
-    if (len < 24 || memcmp(data + 12, "IHDR", 4) != 0)
-        return 0;
-    width = be32(data + 16);
-    height = be32(data + 20);
-    if (width == 0 || height == 0 || width > PNG_UINT_31_MAX || height > PNG_UINT_31_MAX)
-        return 0;
-    return ip_image_check(width, height, 1, &opts->limits, NULL, err);
-}
-
 int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err)
 {
@@ -167,13 +162,10 @@ int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts 
     uint32_t max_dim;
     int rc;
 
-    rc = precheck_ihdr(data, len, opts, err);
-    if (rc)
-        return rc;
-
     memset(&ctx, 0, sizeof ctx);
     ctx.data = data;
     ctx.len = len;
+    ctx.allow_truncated = opts->allow_truncated;
     png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &ctx, error_cb, warning_cb);
     if (!png)
         return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG decoder");

@@ -15,9 +15,10 @@
  *   copied into the caller's allocation and stb's buffer freed.
  * - 16-bit PNGs are decoded at 16 bits and reduced exactly like libpng's
  *   png_set_scale_16, so both PNG decoders give identical bytes.
- * - stb's JPEG decoder fills missing data silently; a JPEG whose last scan
- *   has no EOI after it is reported as "truncated JPEG data" unless
- *   allow_truncated (then decoded with a warning in err->msg, code 0). */
+ * - A JPEG whose last scan has no EOI after it is "truncated JPEG data"
+ *   (IP_ETRUNC) unless allow_truncated; then, like libjpeg's memory source,
+ *   an EOI is appended (to a copy) so that stb finishes the image, and
+ *   err->msg holds a warning with code 0. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,8 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     const char *what = "stb_image";
     stbi_uc *pixels = NULL;
     stbi_us *pixels16 = NULL;
-    int w, h, comp, n = 0, rc, sixteen;
+    uint8_t *patched = NULL;   /* truncated JPEG with an EOI appended */
+    int w, h, comp, n = 0, rc, sixteen, truncated = 0;
     size_t i, count;
 
     /* Per-thread settings: stored colours as they are, no iPhone BGR swap. */
@@ -115,16 +117,33 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     rc = ip_image_check((uint32_t)w, (uint32_t)h, 4, &opts->limits, NULL, err);
     if (rc)
         return rc;
-    if (fmt == IP_FORMAT_JPEG && !opts->allow_truncated && !jpeg_has_eoi(data, len))
-        return ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
+    if (fmt == IP_FORMAT_JPEG && !jpeg_has_eoi(data, len)) {
+        if (!opts->allow_truncated)
+            return ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
+        /* stb_image fails at the end of data where libjpeg's source inserts
+         * an EOI; do the same so that it finishes the image. */
+        if (len > (size_t)INT_MAX - 2)
+            return ip_error_set(err, IP_ETOOBIG, "%s: input too large", what);
+        patched = malloc(len + 2);
+        if (!patched)
+            return ip_error_set(err, IP_ENOMEM, "%s: out of memory", what);
+        memcpy(patched, data, len);
+        patched[len] = 0xff;
+        patched[len + 1] = 0xd9;
+        data = patched;
+        len += 2;
+        truncated = 1;
+    }
 
     sixteen = fmt == IP_FORMAT_PNG && stbi_is_16_bit_from_memory(data, (int)len);
     if (sixteen)
         pixels16 = stbi_load_16_from_memory(data, (int)len, &w, &h, &n, 0);
     else
         pixels = stbi_load_from_memory(data, (int)len, &w, &h, &n, 0);
-    if (!pixels && !pixels16)
-        return stb_error(err, what);
+    if (!pixels && !pixels16) {
+        rc = stb_error(err, what);
+        goto done;
+    }
     if (n < 1 || n > 4) {
         rc = ip_error_set(err, IP_EUNSUP, "%s: unsupported %d-channel image", what, n);
         goto done;
@@ -139,11 +158,12 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     } else {
         memcpy(out->pixels, pixels, count);
     }
-    if (fmt == IP_FORMAT_JPEG && opts->allow_truncated && !jpeg_has_eoi(data, len))
+    if (truncated)
         ip_error_set(err, 0, "truncated JPEG data: decoded with the missing part filled in");
 
 done:
     stbi_image_free(pixels);
     stbi_image_free(pixels16);
+    free(patched);
     return rc;
 }
