@@ -277,12 +277,13 @@ void cli_plan_build(struct cli_plan *pl, const struct cli_options *o)
             plan_add(pl, o->inputs[i]);
         }
     }
-    if (mkdir_p(o->outdir) != 0) {
-        fprintf(stderr, "imgpar: cannot create output directory %s: %s\n", o->outdir, strerror(errno));
-        exit(EXIT_USAGE);
-    }
     if (plan_outputs(pl, o->outdir, o->forced_format) != 0) {
         fprintf(stderr, "imgpar: nothing was processed\n");
+        exit(EXIT_USAGE);
+    }
+    /* Only a plan that passed its checks creates OUTDIR. */
+    if (mkdir_p(o->outdir) != 0) {
+        fprintf(stderr, "imgpar: cannot create output directory %s: %s\n", o->outdir, strerror(errno));
         exit(EXIT_USAGE);
     }
 }
