@@ -10,6 +10,8 @@ CASE:
   sigint        SIGINT mid-batch (threads and procs, several times): exit 130,
                 no temporary files, finished outputs complete and correct
   sigterm       the same with SIGTERM
+  kill-parent   kill -9 the parent mid-batch: workers exit by themselves, no
+                shared memory or temporary file is left, finished outputs whole
 After every run: no /dev/shm/imgpar-* objects and no imgpar process left
 (workers included: they are found by their command line).
 """
@@ -146,6 +148,31 @@ def main():
             check_clean(out, shm_before)
             runs += 1
         print(f"ok: {runs} interrupted runs, all clean")
+    elif case == "kill-parent":
+        big = os.path.join(tmp, "many")
+        subprocess.run(["/usr/bin/python3", gen, big, "--medium", "160"], check=True)
+        bref_dir = os.path.join(tmp, "bref")
+        subprocess.run([imgpar, "--threads", "--png-level", "9", big, bref_dir], check=True, timeout=300)
+        bref = digests(bref_dir)
+        for i in range(3):
+            out = os.path.join(tmp, f"out-kill-parent-{i}")
+            p = subprocess.Popen([imgpar, "--procs", "-j", "3", "--png-level", "9", big, out],
+                                 stderr=subprocess.DEVNULL)
+            time.sleep(0.2 + 0.2 * i)
+            if p.poll() is not None:
+                sys.exit("FAIL: batch finished before the kill; make it bigger")
+            workers = [q for q in procs_with(out) if q != p.pid]
+            if len(workers) < 3:
+                sys.exit(f"FAIL: expected 3 worker processes, found {workers}")
+            p.kill()
+            p.wait()
+            got = digests(out)
+            wrong = [k for k in got if bref.get(k) != got[k]]
+            if wrong:
+                sys.exit(f"FAIL: incomplete or wrong outputs after kill -9 of the parent: {wrong[:5]}")
+            # The workers exit by themselves (PR_SET_PDEATHSIG, socket EOF); check_clean waits up to 5 s.
+            check_clean(out, shm_before)
+        print("ok: parent killed 3 times; workers exited, no shared memory, no temporaries, outputs whole")
     else:
         sys.exit(f"unknown case {case}")
     subprocess.run(["rm", "-rf", tmp])
