@@ -22,8 +22,9 @@
  * only the halo rows are recomputed by the neighbouring band.
  *
  * Every index is reflected (BORDER_REFLECT_101) in global image coordinates
- * for the stage's own input, and all arithmetic is integer, so any band
- * split gives the bytes of the whole-image run.
+ * for the stage's own input, and all arithmetic is integer (or provably
+ * exact in double where filter_blur.c says so), so any band split gives the
+ * bytes of the whole-image run.
  *
  * The scratch block grows (never shrinks) to the largest layout seen and is
  * carved into the per-stage buffers at the start of each call. */

@@ -10,20 +10,23 @@
  *   vertical    y = (sum_j w_j h[y+j] + 2^20) >> 21      back to 8 bits
  * Taps sum to 2^14, so h <= 255 * 2^7 < 2^15 (it fits the signed 16-bit
  * multiplies of pmaddwd) and the vertical sum < 2^30. The rounding of h adds
- * at most 2^-8 of a level, far inside the 1-level budget. The kernels run 16
+ * at most 2^-8 of a level, far inside the 1-level budget. The kernels run 32
  * (AVX2) or 8 (SSE2) outputs at a time with accumulators in registers and
  * taps inner; the AVX2 path is chosen at run time, so a release build runs on
  * any x86-64, and the portable C loop gives the same integers.
  *
  * Alpha images are blurred premultiplied, colour = round(blur(c a) / blur(a)),
- * alpha = round(blur(a)), with exact 64-bit integer sums. The ratio is only
- * as good as the relative precision of the taps that carry the alpha: where
- * the alpha in a window sits on the tail taps (sparse alpha), 14-bit taps are
- * off by several percent and the colour by several levels. So this path uses
- * its own taps from the same sigma, quantised to 2^22 (tail taps of any
- * sigma <= 100 are then >= ~280, relative error < 0.2%): sums < 2^38 after the
- * horizontal pass, < 2^60 after the vertical one. Scalar code: alpha images
- * are rare.
+ * alpha = round(blur(a)), with exact integer sums. The ratio is only as good
+ * as the relative precision of the taps that carry the alpha: where the alpha
+ * in a window sits on tail taps (sparse alpha), 14-bit taps are off by
+ * several percent and the colour by many levels. So this path uses its own
+ * taps from the same sigma, quantised to 2^47 with side taps at least 1:
+ * blur(a) is zero exactly where the true blur is, any tap above ~1e-8 is
+ * within 4e-7 of its true weight, and smaller ones only occur at radius 1
+ * (sigma < 0.18), where they are negligible against every tap they could mix
+ * with. Sums are < 2^63 after the horizontal pass and exact in 128 bits after
+ * the vertical one; the colour division then works on 52-bit values. Scalar
+ * code: alpha images are rare.
  *
  * Box: running sums, horizontal per row and vertical across the band, then
  * round-half-up of sum / (2r+1)^2. The division is done in double:
@@ -37,13 +40,13 @@
 
 #include "filter_internal.h"
 
-#define CHUNK 256
 #define H_SHIFT (IP_GAUSS_SHIFT - IP__GAUSS_MID_BITS)
 #define V_SHIFT (IP_GAUSS_SHIFT + IP__GAUSS_MID_BITS)
 
 /* Half kernel wc[0..r] quantised to sum (wc[0] + 2 sum wc[1..r]) exactly
- * 1 << shift, the rounding residue in the centre tap. */
-static void quantise_gauss(double sigma, int r, int shift, int64_t *wc)
+ * 1 << shift, the rounding residue in the centre tap; side taps are at least
+ * min_tap. */
+static void quantise_gauss(double sigma, int r, int shift, int64_t min_tap, int64_t *wc)
 {
     double w[IP_BLUR_MAX_RADIUS + 1];
     double total = 0.0;
@@ -55,6 +58,8 @@ static void quantise_gauss(double sigma, int r, int shift, int64_t *wc)
     }
     for (int i = 1; i <= r; i++) {
         wc[i] = (int64_t)floor(w[i] / total * (double)(1ll << shift) + 0.5);
+        if (wc[i] < min_tap)
+            wc[i] = min_tap;
         side += 2 * wc[i];
     }
     wc[0] = (1ll << shift) - side;
@@ -72,7 +77,7 @@ void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
     int64_t wc[IP_BLUR_MAX_RADIUS + 1];
     int r = ip__gauss_radius(sigma);
 
-    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, wc);
+    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, 0, wc);
     for (int i = 0; i <= r; i++)
         taps[r - i] = taps[r + i] = (int32_t)wc[i];
     *radius = r;
@@ -80,7 +85,7 @@ void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
 
 void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc)
 {
-    quantise_gauss(sigma, r, IP__GAUSS_ALPHA_SHIFT, wc);
+    quantise_gauss(sigma, r, IP__GAUSS_ALPHA_SHIFT, 1, wc);
 }
 
 /* ---- Gaussian without alpha ------------------------------------------------
@@ -101,82 +106,110 @@ void ip__simd_limit(int level)
     simd_limit = level;
 }
 
+int ip__simd_level(void)
+{
+#if defined(__x86_64__)
+    int cpu = __builtin_cpu_supports("avx2") ? 2 : 1;
+#else
+    int cpu = 0;
+#endif
+    return simd_limit < cpu ? simd_limit : cpu;
+}
+
 #if defined(__x86_64__)
 #include <immintrin.h>
 #define HAVE_X86 1
 
-static int use_avx2(void)
-{
-    return simd_limit >= 2 && __builtin_cpu_supports("avx2");
-}
-
+/* 32 outputs per iteration: four accumulators of 8 lanes. Each kernel
+ * starts at output i and returns where it stopped; the caller finishes the
+ * row with narrower code. */
 __attribute__((target("avx2")))
-static size_t gauss_h_avx2(const uint8_t *centre, size_t n, size_t step, const int32_t *wc,
-                           int r, uint16_t *out)
+static size_t gauss_h_avx2(const uint8_t *centre, size_t i, size_t n, size_t step,
+                           const int32_t *wc, int r, uint16_t *out)
 {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i round = _mm256_set1_epi32(1 << (H_SHIFT - 1));
     const __m256i w0 = _mm256_set1_epi32(wc[0]);
-    size_t i = 0;
 
-    for (; i + 16 <= n; i += 16) {
-        __m256i c = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(centre + i)));
-        __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(c, zero), w0);
-        __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(c, zero), w0);
+    for (; i + 32 <= n; i += 32) {
+        const uint8_t *pc = centre + i;
+        __m256i c0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pc));
+        __m256i c1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(pc + 16)));
+        __m256i l0 = _mm256_madd_epi16(_mm256_unpacklo_epi16(c0, zero), w0);
+        __m256i h0 = _mm256_madd_epi16(_mm256_unpackhi_epi16(c0, zero), w0);
+        __m256i l1 = _mm256_madd_epi16(_mm256_unpacklo_epi16(c1, zero), w0);
+        __m256i h1 = _mm256_madd_epi16(_mm256_unpackhi_epi16(c1, zero), w0);
         for (int j = 1; j <= r; j++) {
-            const uint8_t *pa = centre + i - (size_t)j * step, *pb = centre + i + (size_t)j * step;
-            __m256i a = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pa));
-            __m256i b = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pb));
+            const uint8_t *pa = pc - (size_t)j * step, *pb = pc + (size_t)j * step;
             __m256i w = _mm256_set1_epi32(wc[j] * 0x10001);
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), w));
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), w));
+            __m256i a0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pa));
+            __m256i b0 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)pb));
+            __m256i a1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(pa + 16)));
+            __m256i b1 = _mm256_cvtepu8_epi16(_mm_loadu_si128((const __m128i *)(pb + 16)));
+            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0), w));
+            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0), w));
+            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1), w));
+            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1), w));
         }
-        lo = _mm256_srli_epi32(_mm256_add_epi32(lo, round), H_SHIFT);
-        hi = _mm256_srli_epi32(_mm256_add_epi32(hi, round), H_SHIFT);
-        _mm256_storeu_si256((__m256i *)(out + i), _mm256_packus_epi32(lo, hi));
+        l0 = _mm256_srli_epi32(_mm256_add_epi32(l0, round), H_SHIFT);
+        h0 = _mm256_srli_epi32(_mm256_add_epi32(h0, round), H_SHIFT);
+        l1 = _mm256_srli_epi32(_mm256_add_epi32(l1, round), H_SHIFT);
+        h1 = _mm256_srli_epi32(_mm256_add_epi32(h1, round), H_SHIFT);
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_packus_epi32(l0, h0));
+        _mm256_storeu_si256((__m256i *)(out + i + 16), _mm256_packus_epi32(l1, h1));
     }
     return i;
 }
 
 __attribute__((target("avx2")))
-static size_t gauss_v_avx2(const void *const *rows, size_t n, const int32_t *wc, int r,
-                           uint8_t *out)
+static size_t gauss_v_avx2(const void *const *rows, size_t i, size_t n, const int32_t *wc,
+                           int r, uint8_t *out)
 {
     const __m256i zero = _mm256_setzero_si256();
     const __m256i round = _mm256_set1_epi32(1 << (V_SHIFT - 1));
     const __m256i w0 = _mm256_set1_epi32(wc[0]);
-    size_t i = 0;
 
-    for (; i + 16 <= n; i += 16) {
-        __m256i c = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r] + i));
-        __m256i lo = _mm256_madd_epi16(_mm256_unpacklo_epi16(c, zero), w0);
-        __m256i hi = _mm256_madd_epi16(_mm256_unpackhi_epi16(c, zero), w0);
+    for (; i + 32 <= n; i += 32) {
+        const uint16_t *pc = (const uint16_t *)rows[r] + i;
+        __m256i c0 = _mm256_loadu_si256((const __m256i *)pc);
+        __m256i c1 = _mm256_loadu_si256((const __m256i *)(pc + 16));
+        __m256i l0 = _mm256_madd_epi16(_mm256_unpacklo_epi16(c0, zero), w0);
+        __m256i h0 = _mm256_madd_epi16(_mm256_unpackhi_epi16(c0, zero), w0);
+        __m256i l1 = _mm256_madd_epi16(_mm256_unpacklo_epi16(c1, zero), w0);
+        __m256i h1 = _mm256_madd_epi16(_mm256_unpackhi_epi16(c1, zero), w0);
         __m256i p;
         for (int j = 1; j <= r; j++) {
-            __m256i a = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r - j] + i));
-            __m256i b = _mm256_loadu_si256((const __m256i *)((const uint16_t *)rows[r + j] + i));
+            const uint16_t *pa = (const uint16_t *)rows[r - j] + i;
+            const uint16_t *pb = (const uint16_t *)rows[r + j] + i;
             __m256i w = _mm256_set1_epi32(wc[j] * 0x10001);
-            lo = _mm256_add_epi32(lo, _mm256_madd_epi16(_mm256_unpacklo_epi16(a, b), w));
-            hi = _mm256_add_epi32(hi, _mm256_madd_epi16(_mm256_unpackhi_epi16(a, b), w));
+            __m256i a0 = _mm256_loadu_si256((const __m256i *)pa);
+            __m256i b0 = _mm256_loadu_si256((const __m256i *)pb);
+            __m256i a1 = _mm256_loadu_si256((const __m256i *)(pa + 16));
+            __m256i b1 = _mm256_loadu_si256((const __m256i *)(pb + 16));
+            l0 = _mm256_add_epi32(l0, _mm256_madd_epi16(_mm256_unpacklo_epi16(a0, b0), w));
+            h0 = _mm256_add_epi32(h0, _mm256_madd_epi16(_mm256_unpackhi_epi16(a0, b0), w));
+            l1 = _mm256_add_epi32(l1, _mm256_madd_epi16(_mm256_unpacklo_epi16(a1, b1), w));
+            h1 = _mm256_add_epi32(h1, _mm256_madd_epi16(_mm256_unpackhi_epi16(a1, b1), w));
         }
-        lo = _mm256_srli_epi32(_mm256_add_epi32(lo, round), V_SHIFT);
-        hi = _mm256_srli_epi32(_mm256_add_epi32(hi, round), V_SHIFT);
-        p = _mm256_packus_epi32(lo, hi);
-        p = _mm256_permute4x64_epi64(_mm256_packus_epi16(p, p), 0x08);
-        _mm_storeu_si128((__m128i *)(out + i), _mm256_castsi256_si128(p));
+        l0 = _mm256_srli_epi32(_mm256_add_epi32(l0, round), V_SHIFT);
+        h0 = _mm256_srli_epi32(_mm256_add_epi32(h0, round), V_SHIFT);
+        l1 = _mm256_srli_epi32(_mm256_add_epi32(l1, round), V_SHIFT);
+        h1 = _mm256_srli_epi32(_mm256_add_epi32(h1, round), V_SHIFT);
+        /* Lane-wise packs leave 8-byte groups in the order 0, 2, 1, 3. */
+        p = _mm256_packus_epi16(_mm256_packus_epi32(l0, h0), _mm256_packus_epi32(l1, h1));
+        _mm256_storeu_si256((__m256i *)(out + i), _mm256_permute4x64_epi64(p, 0xD8));
     }
     return i;
 }
 
 /* SSE2 has no packus_epi32, but every value packed here is < 2^15, so the
  * signed pack gives the same result. */
-static size_t gauss_h_sse2(const uint8_t *centre, size_t n, size_t step, const int32_t *wc,
-                           int r, uint16_t *out)
+static size_t gauss_h_sse2(const uint8_t *centre, size_t i, size_t n, size_t step,
+                           const int32_t *wc, int r, uint16_t *out)
 {
     const __m128i zero = _mm_setzero_si128();
     const __m128i round = _mm_set1_epi32(1 << (H_SHIFT - 1));
     const __m128i w0 = _mm_set1_epi32(wc[0]);
-    size_t i = 0;
 
     for (; i + 8 <= n; i += 8) {
         __m128i c = _mm_unpacklo_epi8(_mm_loadl_epi64((const __m128i *)(centre + i)), zero);
@@ -197,13 +230,12 @@ static size_t gauss_h_sse2(const uint8_t *centre, size_t n, size_t step, const i
     return i;
 }
 
-static size_t gauss_v_sse2(const void *const *rows, size_t n, const int32_t *wc, int r,
-                           uint8_t *out)
+static size_t gauss_v_sse2(const void *const *rows, size_t i, size_t n, const int32_t *wc,
+                           int r, uint8_t *out)
 {
     const __m128i zero = _mm_setzero_si128();
     const __m128i round = _mm_set1_epi32(1 << (V_SHIFT - 1));
     const __m128i w0 = _mm_set1_epi32(wc[0]);
-    size_t i = 0;
 
     for (; i + 8 <= n; i += 8) {
         __m128i c = _mm_loadu_si128((const __m128i *)((const uint16_t *)rows[r] + i));
@@ -235,10 +267,11 @@ void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, i
     size_t i = 0;
 
 #if HAVE_X86
-    if (use_avx2())
-        i = gauss_h_avx2(centre, n, step, wc, r, out);
-    else if (simd_limit >= 1)
-        i = gauss_h_sse2(centre, n, step, wc, r, out);
+    int level = ip__simd_level();
+    if (level >= 2)
+        i = gauss_h_avx2(centre, i, n, step, wc, r, out);
+    if (level >= 1)
+        i = gauss_h_sse2(centre, i, n, step, wc, r, out);
 #endif
     for (; i < n; i++) {
         uint32_t acc = (uint32_t)wc[0] * centre[i];
@@ -255,10 +288,11 @@ void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, ui
     size_t i = 0;
 
 #if HAVE_X86
-    if (use_avx2())
-        i = gauss_v_avx2(rows, n, wc, r, out);
-    else if (simd_limit >= 1)
-        i = gauss_v_sse2(rows, n, wc, r, out);
+    int level = ip__simd_level();
+    if (level >= 2)
+        i = gauss_v_avx2(rows, i, n, wc, r, out);
+    if (level >= 1)
+        i = gauss_v_sse2(rows, i, n, wc, r, out);
 #endif
     for (; i < n; i++) {
         uint32_t acc = (uint32_t)wc[0] * centre[i];
@@ -288,7 +322,8 @@ void ip__premultiply(const uint8_t *in, size_t width, uint32_t channels, uint16_
     }
 }
 
-/* Premultiplied values are < 2^16 and the taps sum to 2^22: sums < 2^38. */
+/* Premultiplied values are <= 255*255 and the taps sum to 2^47, so every
+ * sum is < 65025 * 2^47 < 2^63, and so is each term (side taps < 2^47 / 3). */
 void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
                        uint64_t *restrict out)
 {
@@ -303,39 +338,73 @@ void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t
     }
 }
 
-/* colour = round(p / a) half up, 0 where a == 0; p <= 255 a, so no clamp. */
-static inline uint8_t unpremultiply(uint64_t p, uint64_t a)
+/* Colour channels of one pixel from premultiplied sums on a common scale:
+ * round(colour / alpha) half up, 0 where alpha is 0. Needs colour <= 255 alpha
+ * and alpha < 2^52. One division per pixel: the quotient through a double
+ * reciprocal is off by at most one, and an exact integer test corrects it. */
+static void unpremultiply(const uint64_t *colour, uint32_t count, uint64_t alpha, uint8_t *out)
 {
-    return a ? (uint8_t)((2 * p + a) / (2 * a)) : 0;
+    uint64_t den = 2 * alpha;
+    double inv;
+
+    if (!alpha) {
+        memset(out, 0, count);
+        return;
+    }
+    inv = 1.0 / (double)den;
+    for (uint32_t c = 0; c < count; c++) {
+        uint64_t num = 2 * colour[c] + alpha;
+        uint64_t q = (uint64_t)((double)num * inv);
+        if (q * den > num)
+            q--;
+        else if ((q + 1) * den <= num)
+            q++;
+        out[c] = (uint8_t)q;
+    }
 }
 
-/* Vertical sums < 2^16 * 2^44 = 2^60, so 2p + a cannot overflow. */
+static unsigned bit_length(ip__u128 v)
+{
+    uint64_t hi = (uint64_t)(v >> 64), lo = (uint64_t)v;
+    return hi ? 128 - (unsigned)__builtin_clzll(hi) : lo ? 64 - (unsigned)__builtin_clzll(lo) : 0;
+}
+
+/* Vertical sums are exact in 128 bits (< 65025 * 2^94), accumulated for a
+ * chunk of whole pixels at a time, taps outer; two horizontal sums (< 2^63
+ * each) add without overflow before the multiply. Before dividing, colour and
+ * alpha drop the same low bits until alpha < 2^52: a relative change below
+ * 2^-51, far from a level. */
 void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels,
                        const int64_t *wc, int r, uint8_t *out)
 {
     const int shift = 2 * IP__GAUSS_ALPHA_SHIFT;
     const size_t n = width * channels;
-    const size_t chunk = CHUNK - CHUNK % channels; /* whole pixels per chunk */
+    const size_t chunk = 64 - 64 % channels;   /* whole pixels */
 
     for (size_t i0 = 0; i0 < n; i0 += chunk) {
         size_t len = n - i0 < chunk ? n - i0 : chunk;
         const uint64_t *c0 = (const uint64_t *)rows[r] + i0;
-        uint64_t acc[CHUNK];
+        ip__u128 acc[64];
 
         for (size_t i = 0; i < len; i++)
-            acc[i] = (uint64_t)wc[0] * c0[i];
+            acc[i] = (ip__u128)(uint64_t)wc[0] * c0[i];
         for (int j = 1; j <= r; j++) {
             const uint64_t *a = (const uint64_t *)rows[r - j] + i0;
             const uint64_t *b = (const uint64_t *)rows[r + j] + i0;
-            uint64_t wj = (uint64_t)wc[j];
+            const uint64_t w = (uint64_t)wc[j];
             for (size_t i = 0; i < len; i++)
-                acc[i] += wj * (a[i] + b[i]);
+                acc[i] += (ip__u128)w * (a[i] + b[i]);
         }
         for (size_t i = 0; i < len; i += channels) {
-            uint64_t alpha = acc[i + channels - 1];
+            const ip__u128 alpha = acc[i + channels - 1];
+            uint64_t colour[3];
+            unsigned drop = bit_length(alpha);
+
+            drop = drop > 52 ? drop - 52 : 0;
             for (uint32_t c = 0; c + 1 < channels; c++)
-                out[i0 + i + c] = unpremultiply(acc[i + c], alpha);
-            out[i0 + i + channels - 1] = (uint8_t)((alpha + (1ull << (shift - 1))) >> shift);
+                colour[c] = (uint64_t)(acc[i + c] >> drop);
+            unpremultiply(colour, channels - 1, (uint64_t)(alpha >> drop), out + i0 + i);
+            out[i0 + i + channels - 1] = (uint8_t)((alpha + ((ip__u128)1 << (shift - 1))) >> shift);
         }
     }
 }
@@ -373,8 +442,8 @@ void ip__box_h_alpha(const uint16_t *pad, size_t width, uint32_t channels, int r
     }
 }
 
-__attribute__((target_clones("avx2", "default")))
-void ip__box_v_step(uint32_t *restrict sum, const uint32_t *add, const uint32_t *sub, size_t n)
+IP__KERNEL_BODY void box_v_step(uint32_t *restrict sum, const uint32_t *add,
+                                const uint32_t *sub, size_t n)
 {
     if (sub) {
         for (size_t i = 0; i < n; i++)
@@ -383,6 +452,27 @@ void ip__box_v_step(uint32_t *restrict sum, const uint32_t *add, const uint32_t 
         for (size_t i = 0; i < n; i++)
             sum[i] += add[i];
     }
+}
+
+IP__TARGET_AVX2
+static void box_v_step_avx2(uint32_t *restrict sum, const uint32_t *add, const uint32_t *sub,
+                            size_t n)
+{
+    box_v_step(sum, add, sub, n);
+}
+
+static void box_v_step_base(uint32_t *restrict sum, const uint32_t *add, const uint32_t *sub,
+                            size_t n)
+{
+    box_v_step(sum, add, sub, n);
+}
+
+void ip__box_v_step(uint32_t *sum, const uint32_t *add, const uint32_t *sub, size_t n)
+{
+    if (ip__simd_level() >= 2)
+        box_v_step_avx2(sum, add, sub, n);
+    else
+        box_v_step_base(sum, add, sub, n);
 }
 
 void ip__box_v_step_alpha(uint64_t *restrict sum, const uint32_t *add, const uint32_t *sub,
@@ -399,8 +489,7 @@ void ip__box_v_step_alpha(uint64_t *restrict sum, const uint32_t *add, const uin
 
 /* Window sums are below (2*300+1)^2 * 255 < 2^27: they fit int32, which
  * converts to double in SIMD without help. */
-__attribute__((target_clones("avx2", "default")))
-void ip__box_v_out(const uint32_t *sum, size_t n, int r, uint8_t *restrict out)
+IP__KERNEL_BODY void box_v_out(const uint32_t *sum, size_t n, int r, uint8_t *restrict out)
 {
     const int32_t area = (2 * r + 1) * (2 * r + 1);
     const int32_t half = area / 2;
@@ -410,6 +499,25 @@ void ip__box_v_out(const uint32_t *sum, size_t n, int r, uint8_t *restrict out)
         out[i] = (uint8_t)(int32_t)((double)((int32_t)sum[i] + half) * inv + nudge);
 }
 
+IP__TARGET_AVX2
+static void box_v_out_avx2(const uint32_t *sum, size_t n, int r, uint8_t *restrict out)
+{
+    box_v_out(sum, n, r, out);
+}
+
+static void box_v_out_base(const uint32_t *sum, size_t n, int r, uint8_t *restrict out)
+{
+    box_v_out(sum, n, r, out);
+}
+
+void ip__box_v_out(const uint32_t *sum, size_t n, int r, uint8_t *out)
+{
+    if (ip__simd_level() >= 2)
+        box_v_out_avx2(sum, n, r, out);
+    else
+        box_v_out_base(sum, n, r, out);
+}
+
 void ip__box_v_out_alpha(const uint64_t *sum, size_t width, uint32_t channels, int r,
                          uint8_t *out)
 {
@@ -417,10 +525,8 @@ void ip__box_v_out_alpha(const uint64_t *sum, size_t width, uint32_t channels, i
 
     for (size_t x = 0; x < width; x++) {
         const uint64_t *s = sum + x * channels;
-        uint8_t *o = out + x * channels;
         uint64_t alpha = s[channels - 1];
-        for (uint32_t c = 0; c + 1 < channels; c++)
-            o[c] = unpremultiply(s[c], alpha);
-        o[channels - 1] = (uint8_t)((alpha + area / 2) / area);
+        unpremultiply(s, channels - 1, alpha, out + x * channels);
+        out[x * channels + channels - 1] = (uint8_t)((alpha + area / 2) / area);
     }
 }

@@ -35,10 +35,26 @@ static inline uint32_t ip__reflect101(int64_t i, uint32_t n)
     return (uint32_t)(i >= (int64_t)n ? period - i : i);
 }
 
-/* Highest SIMD level the Gaussian kernels may use: 2 AVX2 (if the CPU has
- * it), 1 SSE2, 0 portable C. For tests that compare the paths; not for
- * concurrent use. */
+/* Run-time SIMD dispatch. Hot kernels come in an AVX2 build and a baseline
+ * build of the same integer code (plus hand-written SSE2 for the Gaussian),
+ * picked per call by ip__simd_level(): 2 AVX2, 1 SSE2 (x86-64 baseline),
+ * 0 portable C. Dispatch is by hand rather than with target_clones because
+ * ifunc resolvers run before the ThreadSanitizer runtime is up and crash a
+ * -Db_sanitize=thread build at start-up.
+ * ip__simd_limit caps the level, so tests can compare every path; it is not
+ * meant to change while kernels run. */
 void ip__simd_limit(int level);
+int ip__simd_level(void);
+
+/* Marks the shared body of a kernel that is built twice: inlined into an
+ * AVX2 wrapper (IP__TARGET_AVX2) and a baseline one. Off x86 the "AVX2"
+ * wrapper is a plain copy that ip__simd_level() never selects. */
+#define IP__KERNEL_BODY static inline __attribute__((always_inline))
+#if defined(__x86_64__) || defined(__i386__)
+#define IP__TARGET_AVX2 __attribute__((target("avx2")))
+#else
+#define IP__TARGET_AVX2
+#endif
 
 /* filter_gray.c: luma of one row. channels 3 -> 1, 4 -> 2 (alpha kept). */
 void ip__gray_row(const uint8_t *in, uint8_t *out, size_t width, uint32_t channels,
@@ -63,7 +79,8 @@ void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, ui
 /* Gaussian, premultiplied alpha, with finer taps of their own (see
  * filter_blur.c): wc[0..r] sum (two-sided) to 1 << IP__GAUSS_ALPHA_SHIFT.
  * Horizontal keeps the exact sums; vertical divides colour by alpha. */
-#define IP__GAUSS_ALPHA_SHIFT 22
+#define IP__GAUSS_ALPHA_SHIFT 47
+__extension__ typedef unsigned __int128 ip__u128;
 void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc);
 void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
                        uint64_t *out);

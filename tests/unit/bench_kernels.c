@@ -1,6 +1,8 @@
 /* Kernel benchmark: single thread, whole image, scratch reused.
  *
- * usage: bench_kernels [runs] [width] [height]
+ * usage: bench_kernels [runs] [width] [height] [simd_level]
+ *   simd_level caps the kernels: 2 AVX2 (default, if the CPU has it), 1 SSE2,
+ *   0 portable C.
  * For each case it prints one line of key=value pairs with the best of `runs`
  * in ns per pixel; every run's output checksum must equal the first run's,
  * otherwise it exits 1. A benchmark, not a test: meson builds it, nobody
@@ -13,6 +15,7 @@
 
 #include "imgpar/filter.h"
 #include "imgpar/image.h"
+#include "filter_internal.h"
 
 static double now_ns(void)
 {
@@ -80,8 +83,8 @@ static int bench(const char *name, const struct ip_chain *chain, const struct ip
         if (t < best)
             best = t;
     }
-    printf("bench=%s width=%u height=%u channels=%u runs=%d best_ns_per_pixel=%.3f checksum=%016llx\n",
-           name, src->width, src->height, src->channels, runs,
+    printf("bench=%s simd=%d width=%u height=%u channels=%u runs=%d best_ns_per_pixel=%.3f "
+           "checksum=%016llx\n", name, ip__simd_level(), src->width, src->height, src->channels, runs,
            best / ((double)src->width * src->height), (unsigned long long)first);
     ip_image_free(&dst);
     return 0;
@@ -97,9 +100,12 @@ int main(int argc, char **argv)
     struct ip_chain chain;
     int fail = 0;
 
+    if (argc > 4)
+        ip__simd_limit(atoi(argv[4]));
+
     if (runs < 1 || !scratch || ip_image_alloc(&rgb, width, height, 3, NULL, NULL)
         || ip_image_alloc(&gray, width, height, 1, NULL, NULL)) {
-        fprintf(stderr, "usage: bench_kernels [runs>=1] [width] [height]\n");
+        fprintf(stderr, "usage: bench_kernels [runs>=1] [width] [height] [simd_level]\n");
         return 2;
     }
     fill(&rgb);
@@ -117,6 +123,18 @@ int main(int argc, char **argv)
     ip_chain_init(&chain);
     ip_chain_add_box(&chain, 2);
     fail |= bench("box2_gray_input", &chain, &gray, runs, scratch);
+    ip_chain_init(&chain);
+    ip_chain_add_gauss(&chain, 2.0);
+    {
+        /* Alpha path (premultiplied, scalar): a smaller image keeps it quick. */
+        struct ip_image rgba;
+        if (ip_image_alloc(&rgba, width / 4 ? width / 4 : 1, height / 4 ? height / 4 : 1, 4,
+                           NULL, NULL) == 0) {
+            fill(&rgba);
+            fail |= bench("gauss2_rgba_input", &chain, &rgba, runs, scratch);
+            ip_image_free(&rgba);
+        }
+    }
 
     ip_image_free(&rgb);
     ip_image_free(&gray);

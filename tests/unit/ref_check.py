@@ -162,10 +162,11 @@ def build_cases():
         for c in range(1, 5):
             cases.append((h, w, c, ["gauss:%g" % SIGMAS[(h + c) % len(SIGMAS)]]))
             cases.append((h, w, c, ["box:%d" % RADII[(w + c) % len(RADII)]]))
-    # Radius beyond the image: repeated reflection; the largest sigma and radius.
+    # Radius beyond the image: repeated reflection; the largest sigma and
+    # radius; tiny sigmas whose outer taps are almost zero.
     for (h, w) in [(9, 14), (1, 25), (31, 2)]:
         for c in range(1, 5):
-            for sigma in (12.5, 33.0, 100.0):
+            for sigma in (0.1, 0.34, 12.5, 33.0, 100.0):
                 cases.append((h, w, c, ["gauss:%g" % sigma]))
             for r in (17, 300):
                 cases.append((h, w, c, ["box:%d" % r]))
