@@ -15,6 +15,8 @@
  *   copied into the caller's allocation and stb's buffer freed.
  * - 16-bit PNGs are decoded at 16 bits and reduced exactly like libpng's
  *   png_set_scale_16, so both PNG decoders give identical bytes.
+ * - Guards below refuse inputs that trip bugs of stb_image 2.27 (Huffman
+ *   table overflow, endless loops and uninitialised reads on damaged HDR).
  * - A JPEG whose last scan has no EOI after it is "truncated JPEG data"
  *   (IP_ETRUNC) unless allow_truncated; then, like libjpeg's memory source,
  *   an EOI is appended (to a copy) so that stb finishes the image, and
@@ -89,6 +91,114 @@ static int jpeg_has_eoi(const uint8_t *data, size_t len)
     return seen_eoi && last_eoi > last_sos;
 }
 
+/* ---- Guards for stb_image 2.27 bugs (fixed upstream in 2.28) ----
+ * Debian 12 ships stb_image 2.27. Inputs that would make it overflow a
+ * table, loop forever or read uninitialised memory are refused here before
+ * stb sees them; everything else is left to stb's own checks. */
+
+/* A DHT segment whose 16 code counts add up to more than 256 overflows
+ * stb's Huffman tables. Walks the marker segments the way stb does (junk
+ * and entropy-coded bytes are scanned one at a time, segments skipped by
+ * their length) and checks every table of every DHT. */
+static int jpeg_tables_ok(const uint8_t *d, size_t len)
+{
+    size_t pos = 2;
+
+    while (pos + 1 < len) {
+        uint8_t m;
+        size_t seg, end, p;
+
+        if (d[pos] != 0xff) {
+            pos++;
+            continue;
+        }
+        m = d[pos + 1];
+        if (m == 0xff) {            /* fill byte */
+            pos++;
+            continue;
+        }
+        if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd9)) {
+            pos += 2;               /* stuffed byte, TEM, RSTn, SOI, EOI */
+            continue;
+        }
+        if (pos + 4 > len)
+            return 1;
+        seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
+        end = pos + 2 + seg;
+        if (m == 0xc4) {
+            for (p = pos + 4; p + 17 <= end && p + 17 <= len;) {
+                unsigned n = 0, i;
+                for (i = 1; i <= 16; i++)
+                    n += d[p + i];
+                if (n > 256)
+                    return 0;
+                p += 17 + n;
+            }
+        }
+        pos = seg < 2 ? pos + 2 : end;
+    }
+    return 1;
+}
+
+static size_t next_line(const uint8_t *d, size_t len, size_t pos)
+{
+    const uint8_t *nl = pos < len ? memchr(d + pos, '\n', len - pos) : NULL;
+
+    return nl ? (size_t)(nl - d) + 1 : len;
+}
+
+/* Checks the pixel data of a Radiance file whose header stbi_info accepted
+ * (so w and h are valid): returns 1 if stb can decode it or will reject it
+ * itself, 0 if it is truncated (stb 2.27 would decode uninitialised bytes
+ * or, in a run-length scanline, loop forever at the end of data), -1 for a
+ * zero-length literal run (another endless loop). Mirrors stbi__hdr_load. */
+static int hdr_pixels_ok(const uint8_t *d, size_t len, int w, int h)
+{
+    size_t pos = next_line(d, len, 0), start, flat = (size_t)w * (size_t)h * 4;
+    int j, k;
+
+    do {                            /* header lines up to an empty one */
+        start = pos;
+        pos = next_line(d, len, pos);
+    } while (pos < len && pos - start != 1);
+    pos = next_line(d, len, pos);   /* "-Y h +X w" */
+    if (w < 8 || w >= 32768)
+        return len - pos >= flat;
+    for (j = 0; j < h; j++) {
+        if (len - pos < 4)
+            return 0;
+        if (d[pos] != 2 || d[pos + 1] != 2 || (d[pos + 2] & 0x80))
+            return len - pos >= flat;   /* stb restarts reading flat pixels here */
+        if (((int)d[pos + 2] << 8 | d[pos + 3]) != w)
+            return 1;
+        pos += 4;
+        for (k = 0; k < 4; k++) {
+            int i = 0;
+            while (i < w) {
+                unsigned count;
+                if (pos >= len)
+                    return 0;
+                count = d[pos++];
+                if (count > 128) {
+                    count -= 128;
+                    if (pos++ >= len)
+                        return 0;
+                } else {
+                    if (count == 0)
+                        return -1;
+                    if ((int)count <= w - i && len - pos < count)
+                        return 0;
+                    pos += count;
+                }
+                if ((int)count > w - i)
+                    return 1;
+                i += (int)count;
+            }
+        }
+    }
+    return 1;
+}
+
 int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
                    const struct ip_decode_opts *opts, struct ip_image *out, struct ip_error *err)
 {
@@ -106,6 +216,8 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         what = "PNG (stb_image)";
     else if (fmt == IP_FORMAT_JPEG)
         what = "JPEG (stb_image)";
+    else if (fmt != IP_FORMAT_UNKNOWN)
+        what = ip_format_name(fmt);
     if (len > INT_MAX)
         return ip_error_set(err, IP_ETOOBIG, "%s: input larger than %d bytes", what, INT_MAX);
     if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp))
@@ -117,6 +229,15 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     rc = ip_image_check((uint32_t)w, (uint32_t)h, 4, &opts->limits, NULL, err);
     if (rc)
         return rc;
+    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len))
+        return ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
+    if (fmt == IP_FORMAT_HDR) {
+        rc = hdr_pixels_ok(data, len, w, h);
+        if (rc == 0)
+            return ip_error_set(err, IP_ETRUNC, "truncated HDR data");
+        if (rc < 0)
+            return ip_error_set(err, IP_ECORRUPT, "corrupt HDR data: empty run");
+    }
     if (fmt == IP_FORMAT_JPEG && !jpeg_has_eoi(data, len)) {
         if (!opts->allow_truncated)
             return ip_error_set(err, IP_ETRUNC, "truncated JPEG data");

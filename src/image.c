@@ -50,7 +50,7 @@ int ip_image_check(uint32_t width, uint32_t height, uint32_t channels,
 int ip_image_alloc(struct ip_image *img, uint32_t width, uint32_t height, uint32_t channels,
                    const struct ip_limits *limits, struct ip_error *err)
 {
-    size_t bytes;
+    size_t bytes = 0;
     int rc = ip_image_check(width, height, channels, limits, &bytes, err);
 
     memset(img, 0, sizeof *img);

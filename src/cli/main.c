@@ -42,18 +42,24 @@ static void *signal_main(void *arg)
     return NULL;
 }
 
+static void filelist_result(void *ctx, const struct ip_result *r)
+{
+    cli_filelist_done(ctx, r->out_path);
+}
+
 int main(int argc, char **argv)
 {
     static sigset_t sigs;
     struct cli_options o;
     struct cli_report report;
     struct cli_plan plan;
+    struct cli_filelist *list = NULL;
     struct ip_source source;
     struct ip_pipeline *pipeline = NULL;
     struct ip_stats stats;
     struct ip_error err;
     pthread_t sig_thread;
-    int rc, pre_failed;
+    int rc, pre_failed = 0, report_rc;
 
     /* Block the stop signals in every thread from the start: a signal that
      * arrives while planning stays pending and cancels the run as soon as the
@@ -68,8 +74,35 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "bench"))
         return cli_bench_main(argc - 1, argv + 1);
     cli_parse(argc, argv, &o);
-    cli_plan_build(&plan, &o);
+    ip_pipeline_config_resolve(&o.cfg);
+    memset(&plan, 0, sizeof plan);
+    if (o.files_from)
+        list = cli_filelist_open(&o, &report);
+    else
+        cli_plan_build(&plan, &o);
+
+    if (o.dry_run) {
+        uint64_t bad = 0;
+        if (list) {
+            bad = cli_filelist_dry_run(list, stdout);
+            cli_filelist_close(list);
+        } else {
+            cli_plan_dry_run(&plan, stdout);
+            pre_failed = plan.pre_failed;
+            cli_plan_free(&plan);
+        }
+        if (fflush(stdout) != 0)
+            return EXIT_SOME_FAILED;
+        return (bad || pre_failed) ? EXIT_SOME_FAILED : 0;
+    }
+
     cli_report_init(&report, &o);
+    if (list) {
+        report.on_pipeline_result = filelist_result;
+        report.on_pipeline_ctx = list;
+    } else {
+        report.total = plan.count;
+    }
 
     /* The procs executor forks here, before this process has any other thread. */
     o.cfg.on_result = cli_report_result;
@@ -78,6 +111,8 @@ int main(int argc, char **argv)
     if (rc) {
         fprintf(stderr, "imgpar: cannot start: %s\n", err.msg[0] ? err.msg : ip_strerror(rc));
         cli_plan_free(&plan);
+        cli_filelist_close(list);
+        cli_report_close(&report);
         return EXIT_NO_START;
     }
     sig_state.pipeline = pipeline;
@@ -85,10 +120,17 @@ int main(int argc, char **argv)
         fprintf(stderr, "imgpar: cannot start signal thread\n");
         ip_pipeline_destroy(pipeline);
         cli_plan_free(&plan);
+        cli_filelist_close(list);
+        cli_report_close(&report);
         return EXIT_NO_START;
     }
 
-    cli_plan_source(&plan, &source);
+    if (list)
+        cli_filelist_source(list, &source);
+    else
+        cli_plan_source(&plan, &report, &source);
+    report.t0_ns = cli_now_ns();
+    cli_progress_start(&report);
     ip_error_clear(&err);
     rc = ip_pipeline_run(pipeline, &source, &stats, &err);
 
@@ -96,18 +138,32 @@ int main(int argc, char **argv)
     sig_state.pipeline = NULL;
     pthread_mutex_unlock(&sig_state.lock);
     ip_pipeline_destroy(pipeline);
+    cli_progress_finish(&report, rc == IP_EINTR);
 
-    if (o.show_stats)
+    if (o.show_stats) {
+        /* Count what the CLI decided itself (skips, refusals) as well. */
+        stats.images_ok = report.ok;
+        stats.images_failed = report.failed;
+        stats.images_skipped = report.skipped;
         cli_print_stats(stderr, &stats, o.cfg.exec);
+    }
+    report_rc = cli_report_close(&report);
     pre_failed = plan.pre_failed;
     cli_plan_free(&plan);
     if (rc == IP_EINTR) {
+        cli_filelist_close(list);
         fprintf(stderr, "imgpar: interrupted\n");
         return EXIT_INTERRUPTED;
     }
+    if (rc && list && cli_filelist_error(list)) {
+        /* The list could not be read to its end: what was read was processed. */
+        cli_filelist_close(list);
+        return EXIT_SOME_FAILED;
+    }
+    cli_filelist_close(list);
     if (rc) {
         fprintf(stderr, "imgpar: %s\n", err.msg[0] ? err.msg : ip_strerror(rc));
         return EXIT_NO_START;
     }
-    return (report.failed || pre_failed) ? EXIT_SOME_FAILED : 0;
+    return (report.failed || pre_failed || report_rc) ? EXIT_SOME_FAILED : 0;
 }

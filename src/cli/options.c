@@ -12,13 +12,40 @@
 #include <strings.h>
 
 #include "cli.h"
+#include "imgpar/version.h"
 
-static const char *const usage_text =
+/* The help text, in sections (each under the 4095 characters C requires compilers to support). */
+static const char *const usage_text[] = {
     "Usage: imgpar [OPTIONS] INPUT... OUTDIR\n"
+    "       imgpar [OPTIONS] --files-from FILE OUTDIR\n"
     "Reads images (files, or the image files of a directory, sorted), filters them,\n"
     "and writes each result to OUTDIR/<name> (created if missing). The format is\n"
     "chosen by magic bytes, never by the file name.\n"
-    "\n"
+    "\n",
+    "Inputs and outputs:\n"
+    "  -r, --recursive     walk directory INPUTs and mirror their trees under OUTDIR;\n"
+    "                      unreadable subdirectories are reported and skipped (exit 1)\n"
+    "                        imgpar -r photos/ out/\n"
+    "  --follow-symlinks   with -r, also enter symlinked directories (loops are detected\n"
+    "                      and not followed); a directory given as INPUT is always entered\n"
+    "  --files-from FILE   read input paths from FILE ('-': stdin), one per line, streamed\n"
+    "                      in constant memory; outputs mirror each path's directory\n"
+    "                        find in -name '*.jpg' -print0 | imgpar -0 --files-from - out/\n"
+    "  -0, --null          the --files-from list is NUL-separated\n"
+    "  --out-pattern PAT   output name under OUTDIR from {dir} (the input's directory\n"
+    "                      relative to its INPUT), {stem} (name without extension),\n"
+    "                      {ext} (png or jpg, the output format), {n} (0-based input index);\n"
+    "                      {{ and }} are braces; '..' or an absolute PAT is refused\n"
+    "                        imgpar -r --out-pattern '{dir}/{stem}_gray.{ext}' in/ out/\n"
+    "  --skip-existing     skip inputs whose output exists and is newer than the input\n"
+    "                      (resumes an interrupted batch)\n"
+    "                        imgpar --skip-existing -r in/ out/\n"
+    "  --dry-run           print 'process|skip<TAB>INPUT<TAB>OUTPUT' per input on stdout\n"
+    "                      and do nothing else (not even create OUTDIR)\n"
+    "  --shard K/N         only the inputs whose FNV-1a 64 hash of their path relative to\n"
+    "                      their INPUT is K modulo N (0 <= K < N): N runs split a batch\n"
+    "                        imgpar --shard 0/4 -r in/ out/\n"
+    "\n",
     "Filters, applied in the order given (default: --gray --blur 2):\n"
     "  --gray[=601|709]    luma, Rec.601 weights (default) or Rec.709; alpha is kept\n"
     "                        imgpar --gray=709 in.png out/\n"
@@ -29,7 +56,7 @@ static const char *const usage_text =
     "  --no-filter         decode and encode only (a baseline for benchmarks)\n"
     "  Edges mirror without repeating the edge pixel; images with alpha are blurred\n"
     "  premultiplied, so transparent pixels do not bleed dark halos.\n"
-    "\n"
+    "\n",
     "Codecs:\n"
     "  --format png|jpg    output format (default: JPEG stays JPEG, all else PNG)\n"
     "                        imgpar --format png in.jpg out/   (alpha is dropped for JPEG)\n"
@@ -37,14 +64,14 @@ static const char *const usage_text =
     "  --png-level L       PNG compression level 0..9 (default 6)\n"
     "  --decoder=native|stb  decode PNG/JPEG with libpng/libjpeg-turbo (default) or stb_image\n"
     "  --allow-truncated   accept truncated images with a warning instead of failing\n"
-    "\n"
+    "\n",
     "Limits (checked before any allocation):\n"
     "  --max-pixels N      largest width*height (default 268435456 = 2^28)\n"
     "  --max-dim N         largest width or height (default 65535)\n"
     "  --max-file-size S   largest input file (default 1G; K, M, G suffixes)\n"
     "  --mem S             byte budget for decoded pixels in flight (default: a quarter\n"
     "                      of physical memory, at most 2G)  e.g. --mem 512M\n"
-    "\n"
+    "\n",
     "Execution (every strategy writes exactly the same bytes):\n"
     "  -j, --jobs N        cores imgpar may keep busy (default: online CPUs)\n"
     "  --serial            filter in one thread: the reference\n"
@@ -66,27 +93,38 @@ static const char *const usage_text =
     "  Threads hold a core only while they decode, filter or encode, so whatever the\n"
     "  thread counts at most -j cores are busy at once.\n"
     "  --fsync             fsync each output before renaming it into place\n"
-    "\n"
+    "\n",
     "Reporting:\n"
+    "  --report FILE       JSON Lines, one object per input, written as results come\n"
+    "                      ('-': stdout): path, status (ok|failed|skipped), error, output,\n"
+    "                      format, width, height, channels, bytes in/out, stage seconds\n"
+    "                        imgpar --report run.jsonl -r in/ out/\n"
     "  --stats             print wall time, images/s, MP/s, busy time per stage and peak\n"
     "                      memory at the end (on stderr)\n"
-    "  -v, --verbose       a line per file written\n"
-    "  -q, --quiet         only errors\n"
+    "  -v, --verbose       a line per file written or skipped, and a summary line\n"
+    "  -q, --quiet         only errors (no progress line, no summary)\n"
     "  -h, --help          this text\n"
-    "  --version           version and library versions\n"
-    "\n"
+    "  --version           version of imgpar and of libimgpar\n"
+    "  On a terminal, stderr shows a progress line (done/total, MP/s, failures, ETA)\n"
+    "  and a summary at the end; nothing of it when stderr is not a terminal.\n"
+    "\n",
     "Outputs are written to a temporary file in OUTDIR and renamed into place when\n"
     "complete, so an interrupted run never leaves a partial file. Two inputs that would\n"
-    "write the same output, or an output that is an input, are refused before any work.\n"
-    "\n"
-    "Exit status: 0 all files succeeded, 1 some files failed (one line each on stderr:\n"
-    "'imgpar: PATH: reason'), 2 usage error, 3 could not start, 130 interrupted.\n";
+    "write the same output, or an output that is an input, are refused before any work;\n"
+    "with --files-from, an input whose output this run already wrote is refused when\n"
+    "its turn comes (see 'man imgpar').\n"
+    "\n",
+    "Exit status: 0 all files succeeded or were skipped, 1 some files failed (one line\n"
+    "each on stderr: 'imgpar: PATH: reason'), 2 usage error, 3 could not start,\n"
+    "130 interrupted.\n",
+};
 
 enum {
     OPT_GRAY = 256, OPT_BLUR, OPT_BOX, OPT_NO_FILTER, OPT_FORMAT, OPT_QUALITY, OPT_PNG_LEVEL,
     OPT_DECODER, OPT_ALLOW_TRUNC, OPT_MAX_PIXELS, OPT_MAX_DIM, OPT_MAX_FILE, OPT_MEM, OPT_SERIAL,
     OPT_THREADS, OPT_PROCS, OPT_SPLIT, OPT_IO_THREADS, OPT_WRITERS, OPT_QUEUE, OPT_FSYNC, OPT_STATS,
-    OPT_VERSION,
+    OPT_VERSION, OPT_FOLLOW, OPT_FILES_FROM, OPT_OUT_PATTERN, OPT_SKIP_EXISTING, OPT_DRY_RUN,
+    OPT_SHARD, OPT_REPORT,
 };
 
 static const struct option long_opts[] = {
@@ -118,6 +156,15 @@ static const struct option long_opts[] = {
     {"quiet", no_argument, NULL, 'q'},
     {"help", no_argument, NULL, 'h'},
     {"version", no_argument, NULL, OPT_VERSION},
+    {"recursive", no_argument, NULL, 'r'},
+    {"follow-symlinks", no_argument, NULL, OPT_FOLLOW},
+    {"files-from", required_argument, NULL, OPT_FILES_FROM},
+    {"null", no_argument, NULL, '0'},
+    {"out-pattern", required_argument, NULL, OPT_OUT_PATTERN},
+    {"skip-existing", no_argument, NULL, OPT_SKIP_EXISTING},
+    {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"shard", required_argument, NULL, OPT_SHARD},
+    {"report", required_argument, NULL, OPT_REPORT},
     {NULL, 0, NULL, 0},
 };
 
@@ -180,7 +227,26 @@ static void add_filter(struct ip_chain *chain, int rc, const char *what)
         cli_die_usage("%s", what);
 }
 
-/* ---- planning ---- */
+/* --shard K/N */
+static void parse_shard(const char *arg, struct cli_options *o)
+{
+    const char *s = arg;
+    char *end;
+    unsigned long long k, n;
+
+    errno = 0;
+    k = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-' || *end != '/')
+        cli_die_usage("--shard: '%s' is not K/N", arg);
+    s = end + 1;
+    n = strtoull(s, &end, 10);
+    if (errno || end == s || *s == '-' || *end)
+        cli_die_usage("--shard: '%s' is not K/N", arg);
+    if (n == 0 || k >= n)
+        cli_die_usage("--shard: need 0 <= K < N (got %llu/%llu)", k, n);
+    o->shard_k = k;
+    o->shard_n = n;
+}
 
 void cli_oom(void)
 {
@@ -196,7 +262,7 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
     memset(o, 0, sizeof *o);
     ip_pipeline_config_default(&o->cfg);
     ip_chain_init(&chain);
-    while ((opt = getopt_long(argc, argv, "j:vqh", long_opts, NULL)) != -1) {
+    while ((opt = getopt_long(argc, argv, "j:vqhr0", long_opts, NULL)) != -1) {
         switch (opt) {
         case OPT_GRAY: {
             enum ip_gray_weights w = IP_GRAY_601;
@@ -270,10 +336,28 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
         case OPT_STATS: o->show_stats = 1; break;
         case 'v': o->verbose = 1; o->quiet = 0; break;
         case 'q': o->quiet = 1; o->verbose = 0; break;
-        case 'h': fputs(usage_text, stdout); exit(0);
-        case OPT_VERSION:
-            printf("imgpar %s\n", IMGPAR_VERSION);
+        case 'h':
+            for (size_t i = 0; i < sizeof usage_text / sizeof *usage_text; i++)
+                fputs(usage_text[i], stdout);
             exit(0);
+        case OPT_VERSION:
+            printf("imgpar %s (libimgpar %s)\n", IMGPAR_VERSION, ip_version());
+            exit(0);
+        case 'r': o->recursive = 1; break;
+        case OPT_FOLLOW: o->follow_symlinks = 1; break;
+        case OPT_FILES_FROM: o->files_from = optarg; break;
+        case '0': o->null_sep = 1; break;
+        case OPT_OUT_PATTERN: {
+            const char *why = cli_pattern_check(optarg);
+            if (why)
+                cli_die_usage("--out-pattern '%s': %s", optarg, why);
+            o->out_pattern = optarg;
+            break;
+        }
+        case OPT_SKIP_EXISTING: o->skip_existing = 1; break;
+        case OPT_DRY_RUN: o->dry_run = 1; break;
+        case OPT_SHARD: parse_shard(optarg, o); break;
+        case OPT_REPORT: o->report_path = optarg; break;
         default:
             fputs("Try 'imgpar --help' for more information.\n", stderr);
             exit(EXIT_USAGE);
@@ -283,9 +367,17 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
         cli_die_usage("--no-filter cannot be combined with filter options");
     if (any_chain)
         o->cfg.chain = chain;
-    if (argc - optind < 2)
+    if (o->null_sep && !o->files_from)
+        cli_die_usage("-0/--null only applies to --files-from");
+    if (o->files_from) {
+        if (argc - optind != 1)
+            cli_die_usage("with --files-from, give only OUTDIR (the inputs come from the list)");
+    } else if (argc - optind < 2) {
         cli_die_usage("need at least one INPUT and an OUTDIR");
+    }
     o->inputs = argv + optind;
     o->n_inputs = argc - optind - 1;
     o->outdir = argv[argc - 1];
+    if (!*o->outdir)
+        cli_die_usage("OUTDIR is empty");
 }
