@@ -386,15 +386,21 @@ static void on_progress(void *ctx, const struct ip_bench_progress *p)
         return;
     fmt_dur(el, sizeof el, p->elapsed_s);
     fmt_dur(eta, sizeof eta, p->eta_s);
-    if (p->result)
-        fprintf(stderr, "\r\033[K[%zu/%zu] %s split=%s j=%d%s: run %d/%d%s  elapsed %s, ETA %s",
-                p->config + 1, p->n_configs, ip_exec_name(p->result->exec),
-                ip_bench_split_name(p->result->split), p->result->jobs,
-                p->result->oversubscribed ? " (oversubscribed)" : "",
-                p->run < p->n_runs ? p->run + 1 : p->n_runs, p->n_runs,
+    if (p->result) {
+        char what[48];
+        /* The run going on now (or the last one, once all are done). */
+        int k = p->run < p->n_runs ? p->run : p->n_runs - 1;
+        if (k < p->n_warmup)
+            snprintf(what, sizeof what, "warm-up %d/%d", k + 1, p->n_warmup);
+        else
+            snprintf(what, sizeof what, "run %d/%d", k - p->n_warmup + 1, p->n_runs - p->n_warmup);
+        fprintf(stderr, "\r\033[K[%zu/%zu] %s split=%s j=%d%s: %s%s  elapsed %s, ETA %s", p->config + 1,
+                p->n_configs, ip_exec_name(p->result->exec), ip_bench_split_name(p->result->split),
+                p->result->jobs, p->result->oversubscribed ? " (oversubscribed)" : "", what,
                 p->run < p->n_runs ? "" : " done", el, eta);
-    else
+    } else {
         fprintf(stderr, "\r\033[Kreference run (serial -j1)%s  elapsed %s", p->run ? " done" : "...", el);
+    }
     fflush(stderr);
     ps->shown = 1;
 }
@@ -431,9 +437,9 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
     fprintf(f, "libraries: imgpar %s, libpng %s, %s\n", m->imgpar, m->libpng, m->libjpeg);
     fprintf(f, "load average: %.2f at the start, %.2f at the end\n", m->loadavg[0], m->loadavg[1]);
     fprintf(f, "reference: serial -j1, %.3f s\n\n", rep->reference_wall_s);
-    if (m->loadavg[0] > 0.25 * m->online_cpus || m->loadavg[1] > 0.25 * m->online_cpus + 1.0)
-        fprintf(f, "WARNING: the machine was busy with other work (load average above); these timings "
-                   "are skewed by it.\n\n");
+    if (m->loadavg[0] > 0.25 * m->online_cpus + 0.5)
+        fprintf(f, "WARNING: the machine was busy with other work when the bench started (load average "
+                   "above): these timings are skewed by it.\n\n");
 
     fprintf(f, "%-8s %-6s %4s %9s %9s %8s %8s %7s %5s %6s %6s %8s %8s  %s\n", "strategy", "split", "j",
             "min s", "median s", "img/s", "MP/s", "speedup", "eff", "K-F", "vs ser", "RSS MiB", "wkr MiB",

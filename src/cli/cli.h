@@ -61,6 +61,7 @@ void cli_oom(void) __attribute__((noreturn));
 /* walk.c: the image files of a directory input. */
 struct cli_walk {
     int recursive, follow_symlinks;
+    int quiet;               /* -q: no warnings (loops), errors only */
     dev_t skip_dev;          /* a directory never entered (OUTDIR), when have_skip */
     ino_t skip_ino;
     int have_skip;
@@ -129,8 +130,8 @@ struct cli_plan {
 };
 
 /* Expands INPUTs, names the outputs and refuses collisions and outputs that
- * are inputs (exits 2), keeps this shard's tasks, and creates OUTDIR unless
- * --dry-run. */
+ * are inputs (exits 2), then creates OUTDIR (unless --dry-run) and keeps
+ * this shard's tasks. */
 void cli_plan_build(struct cli_plan *pl, const struct cli_options *o);
 void cli_plan_free(struct cli_plan *pl);
 /* An ip_source over the plan; skips (--skip-existing) go to report. */
@@ -196,7 +197,7 @@ uint64_t cli_now_ns(void);
 void cli_progress_start(struct cli_report *r);
 /* Erases the progress line; call with r->lock held. */
 void cli_progress_clear(struct cli_report *r);
-/* Stops the thread and prints one summary line (terminal or -v; never with -q). */
+/* Stops the thread and prints one summary line (on a terminal, not with -q). */
 void cli_progress_finish(struct cli_report *r, int interrupted);
 
 /* bench_cmd.c: `imgpar bench ...` (argv[0] is "bench"); returns the exit status. */

@@ -1,9 +1,12 @@
 /* imgpar command line: parse options, plan outputs, run the pipeline.
  *
  * DESIGN: everything that touches pixels lives in libimgpar; the CLI turns
- * arguments into a struct ip_pipeline_config and a task list (options.c,
- * plan.c), refuses plans that would lose data before any work starts,
- * prints one line per failed file (report.c), and maps the outcome to an
+ * arguments into a struct ip_pipeline_config and a source of tasks: a
+ * checked task list for INPUT arguments (plan.c, which refuses plans that
+ * would lose data before any work starts) or a streamed --files-from list
+ * (filelist.c, which refuses collisions as entries come). It prints one
+ * line per failed file and writes the JSON report (report.c), draws the
+ * progress line on a terminal (progress.c), and maps the outcome to an
  * exit status. Signals are handled by a dedicated thread (sigwait): the
  * first SIGINT/SIGTERM/SIGHUP cancels the pipeline, which discards
  * unfinished outputs and reaps its workers; a second one exits at once

@@ -101,7 +101,7 @@ static const char *const usage_text[] = {
     "                        imgpar --report run.jsonl -r in/ out/\n"
     "  --stats             print wall time, images/s, MP/s, busy time per stage and peak\n"
     "                      memory at the end (on stderr)\n"
-    "  -v, --verbose       a line per file written or skipped, and a summary line\n"
+    "  -v, --verbose       a line per file written or skipped\n"
     "  -q, --quiet         only errors (no progress line, no summary)\n"
     "  -h, --help          this text\n"
     "  --version           version of imgpar and of libimgpar\n"

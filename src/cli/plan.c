@@ -191,6 +191,7 @@ void cli_plan_build(struct cli_plan *pl, const struct cli_options *o)
     memset(&w, 0, sizeof w);
     w.recursive = o->recursive;
     w.follow_symlinks = o->follow_symlinks;
+    w.quiet = o->quiet;
     w.add = walk_add;
     w.ctx = pl;
     if (stat(o->outdir, &st) == 0 && S_ISDIR(st.st_mode)) {
@@ -206,12 +207,13 @@ void cli_plan_build(struct cli_plan *pl, const struct cli_options *o)
             plan_add(pl, o->inputs[i], base ? base + 1 : o->inputs[i]);
         }
     }
-    if (!o->dry_run && cli_mkdir_p(o->outdir) != 0) {
-        fprintf(stderr, "imgpar: cannot create output directory %s: %s\n", o->outdir, strerror(errno));
-        exit(EXIT_USAGE);
-    }
     if (plan_outputs(pl, o) != 0) {
         fprintf(stderr, "imgpar: nothing was processed\n");
+        exit(EXIT_USAGE);
+    }
+    /* Only a plan that passed its checks creates OUTDIR (never a dry run). */
+    if (!o->dry_run && cli_mkdir_p(o->outdir) != 0) {
+        fprintf(stderr, "imgpar: cannot create output directory %s: %s\n", o->outdir, strerror(errno));
         exit(EXIT_USAGE);
     }
     plan_shard(pl, o);

@@ -1,0 +1,150 @@
+/* Directory inputs: the image files of a directory, or of a whole tree (-r).
+ *
+ * DESIGN: depth first, each directory's entries in name order (files and
+ * subdirectories interleaved), so the order is the same on every machine.
+ * An entry is an image when its first bytes say so (cli_sniff). Symbolic
+ * links to files are read like files; symbolic links to directories are
+ * entered only with --follow-symlinks (a directory named on the command
+ * line is always entered). Loops are detected by the (device, inode) of
+ * the directories on the current path, so a link to an ancestor is reported
+ * and not followed. OUTDIR is never entered (outputs are not inputs). A
+ * directory that cannot be read gets one error line and the walk goes on.
+ * Runs in the main thread before the pipeline starts; memory is one
+ * directory's names per level of the path. */
+#include <dirent.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+
+/* A directory on the current path, for loop detection. */
+struct ancestor {
+    dev_t dev;
+    ino_t ino;
+    const char *path;
+    const struct ancestor *up;
+};
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+static char *join(const char *a, const char *b)
+{
+    size_t la = strlen(a), lb = strlen(b);
+    int slash = la > 0 && a[la - 1] != '/';
+    char *s = malloc(la + slash + lb + 1);
+
+    if (!s)
+        cli_oom();
+    memcpy(s, a, la);
+    if (slash)
+        s[la] = '/';
+    memcpy(s + la + slash, b, lb + 1);
+    return s;
+}
+
+static int walk(const struct cli_walk *w, const char *dir, const char *rel, const struct ancestor *up)
+{
+    DIR *d = opendir(dir);
+    struct dirent *de;
+    char **names = NULL;
+    size_t n = 0, cap = 0;
+    int errors = 0;
+    struct ancestor self;
+    struct stat st;
+
+    if (!d) {
+        fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+        return 1;
+    }
+    if (fstat(dirfd(d), &st) != 0) {
+        fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+        closedir(d);
+        return 1;
+    }
+    self.dev = st.st_dev;
+    self.ino = st.st_ino;
+    self.path = dir;
+    self.up = up;
+    for (;;) {
+        errno = 0;
+        de = readdir(d);
+        if (!de) {
+            if (errno) {
+                fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+                errors++;
+            }
+            break;
+        }
+        if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+            continue;
+        if (n == cap) {
+            cap = cap ? cap * 2 : 64;
+            char **nn = realloc(names, cap * sizeof *nn);
+            if (!nn)
+                cli_oom();
+            names = nn;
+        }
+        names[n] = strdup(de->d_name);
+        if (!names[n])
+            cli_oom();
+        n++;
+    }
+    closedir(d);
+    if (n)
+        qsort(names, n, sizeof *names, cmp_str);
+
+    for (size_t i = 0; i < n; i++) {
+        char *path = join(dir, names[i]);
+        char *sub = *rel ? join(rel, names[i]) : strdup(names[i]);
+        struct stat lst;
+
+        if (!sub)
+            cli_oom();
+        if (lstat(path, &lst) != 0) {
+            fprintf(stderr, "imgpar: %s: %s\n", path, strerror(errno));
+            errors++;
+        } else {
+            int is_link = S_ISLNK(lst.st_mode);
+            int is_dir = S_ISDIR(lst.st_mode);
+            if (is_link && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
+                is_dir = 1;
+                lst = st;
+            }
+            if (is_dir) {
+                const struct ancestor *a;
+                if (!w->recursive || (is_link && !w->follow_symlinks)) {
+                    /* not entered: not recursive, or a symlinked directory */
+                } else if (w->have_skip && lst.st_dev == w->skip_dev && lst.st_ino == w->skip_ino) {
+                    /* OUTDIR inside an input tree */
+                } else {
+                    for (a = &self; a; a = a->up)
+                        if (a->dev == lst.st_dev && a->ino == lst.st_ino)
+                            break;
+                    if (a && !w->quiet)
+                        fprintf(stderr, "imgpar: %s: warning: directory loop (same directory as %s), "
+                                        "not followed\n", path, a->path);
+                    else if (!a)
+                        errors += walk(w, path, sub, &self);
+                }
+            } else if (cli_sniff(path) != IP_FORMAT_UNKNOWN) {
+                w->add(w->ctx, path, sub);
+            }
+        }
+        free(sub);
+        free(path);
+        free(names[i]);
+    }
+    free(names);
+    return errors;
+}
+
+int cli_walk_dir(const struct cli_walk *w, const char *root)
+{
+    return walk(w, root, "", NULL);
+}
