@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Builds imgpar three ways and runs the test suites:
-#   build/       release build: every suite except 'slow'
+#   build/       release build: every suite except 'slow' (cluster included: needs root)
 #   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault
 #   build-tsan/  ThreadSanitizer: the threads-executor determinism suite
 # Ends with one line "N passed, M failed, K skipped" summed from meson's
@@ -48,9 +48,7 @@ suite() { # LABEL DIR [meson test args...]
 }
 
 if setup build; then
-    # 'cluster' needs Slurm (slurmctld slurmd slurm-client munge), which the README
-    # set-up does not install yet: run it with meson test -C build --suite cluster.
-    suite release build --no-suite slow --no-suite tsan --no-suite cluster
+    suite release build --no-suite slow --no-suite tsan
 fi
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
