@@ -8,9 +8,14 @@
  * - PNG goes to libpng (codec_png.c), JPEG to libjpeg-turbo (codec_jpeg.c)
  *   unless opts->decoder is IP_DECODER_STB; everything else goes to
  *   stb_image (codec_stb.c).
- * - Decoders call ip__pixels_alloc once the output shape is known: it checks
- *   the limits first, then allocates with the caller's allocator or malloc.
- *   On any failure the decoder calls ip__pixels_free, so *out ends zeroed.
+ * - Limits come first: a PNG's IHDR dimensions are checked here before any
+ *   decoder runs; JPEG and stb decoders check the header's dimensions before
+ *   they allocate. Decoders then call ip__pixels_alloc once the output shape
+ *   is known: it checks the limits again, then allocates with the caller's
+ *   allocator or malloc. On any failure the decoder calls ip__pixels_free,
+ *   so *out ends zeroed.
+ * - An empty input is IP_ETRUNC "empty file"; an unrecognised one is
+ *   IP_EFORMAT "not a recognized image format".
  * - Everything here is reentrant: any thread may decode or encode at any
  *   time, with no global state.
  * - On success ip_decode leaves err->code 0; err->msg may then hold a

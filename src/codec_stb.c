@@ -126,13 +126,17 @@ static int jpeg_tables_ok(const uint8_t *d, size_t len)
         seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
         end = pos + 2 + seg;
         if (m == 0xc4) {
-            for (p = pos + 4; p + 17 <= end && p + 17 <= len;) {
+            /* Like stb: tables while the segment has bytes left, reading
+             * 0 past the end of the data. */
+            long left = (long)seg - 2;
+            for (p = pos + 4; left > 0;) {
                 unsigned n = 0, i;
                 for (i = 1; i <= 16; i++)
-                    n += d[p + i];
+                    n += p + i < len ? d[p + i] : 0;
                 if (n > 256)
                     return 0;
                 p += 17 + n;
+                left -= 17 + (long)n;
             }
         }
         pos = seg < 2 ? pos + 2 : end;
@@ -229,8 +233,6 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     rc = ip_image_check((uint32_t)w, (uint32_t)h, 4, &opts->limits, NULL, err);
     if (rc)
         return rc;
-    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len))
-        return ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
     if (fmt == IP_FORMAT_HDR) {
         rc = hdr_pixels_ok(data, len, w, h);
         if (rc == 0)
@@ -254,6 +256,11 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         data = patched;
         len += 2;
         truncated = 1;
+    }
+    /* After any patching: stb reads the appended EOI as table data too. */
+    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len)) {
+        rc = ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
+        goto done;
     }
 
     sixteen = fmt == IP_FORMAT_PNG && stbi_is_16_bit_from_memory(data, (int)len);

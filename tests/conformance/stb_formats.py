@@ -30,9 +30,10 @@ def fail(msg):
     print('FAIL', msg, file=sys.stderr)
 
 
-def decode(path):
+def decode(path, timeout=60):
     raw = path + '.raw'
-    r = subprocess.run([TOOL, 'decode', path, raw], capture_output=True, text=True)
+    r = subprocess.run([TOOL, 'decode', path, raw], capture_output=True, text=True,
+                       timeout=timeout)
     if r.returncode != 0:
         return None, None, r.stdout + r.stderr
     w, h, c, fmt = r.stdout.split()[:4]
@@ -133,6 +134,42 @@ def main():
                 want[y, x, k] = max(0, min(255, int(v ** (1 / 2.2) * 255 + 0.5)))
     check(p('flat.hdr'), 'hdr', want, tolerance=1)
 
+    # Run-length HDR (width >= 8): runs and literals decode like flat data;
+    # cut short it is an error (stb_image 2.27 alone would loop forever).
+    rw, rh = 12, 3
+    rle = np.zeros((rh, rw, 4), dtype=np.uint8)
+    for y in range(rh):
+        for x in range(rw):
+            rle[y, x] = ((x * 20) % 256, 100 if x < 6 else 40, 7 * y + x, 128 + y)
+    body = b''
+    for y in range(rh):
+        body += bytes([2, 2, 0, rw])
+        for k in range(4):
+            comp = rle[y, :, k]
+            if k in (1, 3):   # runs (the green run splits at x = 6)
+                body += bytes([128 + 6, comp[0], 128 + 6, comp[6]])
+            else:             # literals: 5 then 7
+                body += bytes([5]) + comp[:5].tobytes() + bytes([7]) + comp[5:].tobytes()
+    head = b'#?RADIANCE\nFORMAT=32-bit_rle_rgbe\n\n-Y %d +X %d\n' % (rh, rw)
+    with open(p('rle.hdr'), 'wb') as f:
+        f.write(head + body)
+    want = np.zeros((rh, rw, 3), dtype=np.uint8)
+    for y in range(rh):
+        for x in range(rw):
+            e = int(rle[y, x, 3])
+            for k in range(3):
+                v = int(rle[y, x, k]) * math.ldexp(1.0, e - 136)
+                want[y, x, k] = max(0, min(255, int(v ** (1 / 2.2) * 255 + 0.5)))
+    check(p('rle.hdr'), 'hdr', want, tolerance=1)
+    with open(p('cut.hdr'), 'wb') as f:
+        f.write(head + body[:len(body) - 9])
+    try:
+        got, fmt, msg = decode(p('cut.hdr'), timeout=20)
+        if got is not None or not msg.startswith('error -6 truncated HDR data'):
+            fail('cut.hdr: expected "truncated HDR data", got %s' % msg)
+    except subprocess.TimeoutExpired:
+        fail('cut.hdr: decoder hangs')
+
     # A GIF cut after its header is an error, not a crash.
     data = open(p('anim.gif'), 'rb').read()
     with open(p('cut.gif'), 'wb') as f:
@@ -141,8 +178,8 @@ def main():
     if got is not None or not msg.startswith('error -'):
         fail('cut.gif: expected an error, got %s' % msg)
 
-    if checked != 11:
-        fail('checked %d files, expected 11' % checked)
+    if checked != 12:
+        fail('checked %d files, expected 12' % checked)
     print('stb_formats: %d files, %d failures' % (checked, len(failures)))
     if not failures:
         for f in os.listdir(WORK):

@@ -382,6 +382,23 @@ static void test_png_streams(void)
     free(copy);
     ip_buf_free(&png);
     ip_image_free(&src);
+
+    /* Ancillary chunks are skipped unparsed, but their CRC still counts. */
+    {
+        size_t len, i;
+        uint8_t *data = load("pngsuite/png/ct1n0g04.png", &len);
+        for (i = 12; i + 4 < len && memcmp(data + i, "tEXt", 4) != 0; i++)
+            ;
+        CHECK(i + 4 < len, "no tEXt chunk in ct1n0g04");
+        rc = decode_opts(data, len, &opts, &img, &err);
+        CHECK(rc == 0, "ct1n0g04: %s", err.msg);
+        ip_image_free(&img);
+        data[i + 6] ^= 1;
+        rc = decode_opts(data, len, &opts, &img, &err);
+        CHECK(rc == IP_ECORRUPT && strcmp(err.msg, "PNG: tEXt: CRC error") == 0,
+              "tEXt CRC: rc %d (%s)", rc, err.msg);
+        free(data);
+    }
 }
 
 static void test_detect(void)
