@@ -242,7 +242,7 @@ int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_en
     case IP_FORMAT_PNG:
         if (opts->png_level < 0 || opts->png_level > 9)
             return ip_error_set(err, IP_EINVAL, "PNG level %d is not in 0..9", opts->png_level);
-        return ip__png_encode(img, opts->png_level, out, err);
+        return ip__png_write(img, opts->png_level, out, err);
     case IP_FORMAT_JPEG:
         if (opts->jpeg_quality < 1 || opts->jpeg_quality > 100)
             return ip_error_set(err, IP_EINVAL, "JPEG quality %d is not in 1..100",

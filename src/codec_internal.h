@@ -34,6 +34,25 @@ int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts 
                    struct ip_image *out, struct ip_error *err);
 int ip__png_encode(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
 
+/* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images). */
+int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
+
+/* Images whose filtered PNG data is at least this many bytes are encoded as
+ * strips (default 64 MiB; tests lower it through IMGPAR_TEST_PNG_STRIP_MIN). */
+extern size_t ip__png_strip_min;
+#define IP_PNG_STRIP_MIN ip__png_strip_min
+/* Rows per strip and number of strips (0: encoded whole); both depend only on the image. */
+uint32_t ip__png_strip_rows(const struct ip_image *img);
+uint32_t ip__png_strip_count(const struct ip_image *img);
+/* Deflates strip k into *out (replacing its contents), with its Adler-32
+ * and uncompressed length. Any thread, any order. */
+int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
+                         uint32_t *adler, size_t *raw_len, struct ip_error *err);
+/* Appends the whole PNG made of the n strips to out. */
+int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_buf *strips,
+                        const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
+                        struct ip_error *err);
+
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                     struct ip_image *out, struct ip_error *err);
 int ip__jpeg_encode(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);

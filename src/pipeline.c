@@ -31,6 +31,7 @@
 #include <sys/resource.h>
 #include <unistd.h>
 
+#include "codec_internal.h"
 #include "pipeline_internal.h"
 
 #define MAX_THREADS 1024
@@ -191,6 +192,11 @@ int ip_pipeline_create(struct ip_pipeline **out, const struct ip_pipeline_config
     p->test_stall = env_dup("IMGPAR_TEST_STALL");
     p->test_crash = env_dup("IMGPAR_TEST_CRASH");
     p->test_stall_pidfile = env_dup("IMGPAR_TEST_STALL_PIDFILE");
+    {
+        const char *v = getenv("IMGPAR_TEST_PNG_STRIP_MIN");
+        if (v && *v)
+            ip__png_strip_min = (size_t)strtoull(v, NULL, 10);
+    }
 
     rc = ip__arena_create(&p->arena, (size_t)p->cfg.mem, p->cfg.exec == IP_EXEC_PROCS, err);
     if (rc)

@@ -19,6 +19,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "codec_internal.h"
 #include "pipeline_internal.h"
 
 static int write_all(int fd, const uint8_t *data, size_t len)
@@ -136,6 +137,111 @@ static enum ip_format output_format(const struct ip__item *item)
     return item->in_format == IP_FORMAT_JPEG ? IP_FORMAT_JPEG : IP_FORMAT_PNG;
 }
 
+/* A huge PNG is encoded by a team: the writer and up to jobs-1 helper
+ * threads take strips from a shared counter, each holding a CPU token per
+ * strip, so one image can keep every core busy. The strip layout depends
+ * only on the image, so the bytes are the same whoever encodes them. */
+struct strip_team {
+    struct ip_pipeline *p;
+    const struct ip_image *img;
+    uint32_t n;
+    atomic_uint next;
+    struct ip_buf *bufs;
+    uint32_t *adlers;
+    size_t *lens;
+    pthread_mutex_t lock;
+    int rc;                   /* first failure */
+    struct ip_error err;
+    uint64_t busy_ns;         /* summed over the team */
+};
+
+static void team_work(struct strip_team *t, int holds_token)
+{
+    for (;;) {
+        unsigned k = atomic_fetch_add(&t->next, 1);
+        struct ip_error err;
+        uint64_t t0;
+        int rc;
+
+        if (k >= t->n)
+            break;
+        if (!holds_token && ip__sem_acquire(&t->p->cpu, NULL) != 0) {
+            rc = ip_error_set(&err, IP_EINTR, "interrupted");
+        } else {
+            t0 = ip__now_ns();
+            ip_error_clear(&err);
+            rc = ip__png_strip_encode(t->img, t->p->cfg.encode.png_level, k, &t->bufs[k], &t->adlers[k],
+                                      &t->lens[k], &err);
+            t0 = ip__now_ns() - t0;
+            if (!holds_token)
+                ip__sem_release(&t->p->cpu);
+            pthread_mutex_lock(&t->lock);
+            t->busy_ns += t0;
+            pthread_mutex_unlock(&t->lock);
+        }
+        if (rc) {
+            pthread_mutex_lock(&t->lock);
+            if (!t->rc) {
+                t->rc = rc;
+                t->err = err;
+            }
+            pthread_mutex_unlock(&t->lock);
+        }
+    }
+}
+
+static void *team_main(void *arg)
+{
+    team_work(arg, 0);
+    return NULL;
+}
+
+/* Encodes img (a PNG with strips) with a team; the caller holds one CPU token. */
+static int encode_png_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_image *img,
+                           uint32_t n, struct ip_buf *enc)
+{
+    struct strip_team t;
+    pthread_t helpers[64];
+    int nh = 0, want = p->cfg.jobs - 1;
+
+    memset(&t, 0, sizeof t);
+    t.p = p;
+    t.img = img;
+    t.n = n;
+    atomic_init(&t.next, 0);
+    t.bufs = calloc(n, sizeof *t.bufs);
+    t.adlers = calloc(n, sizeof *t.adlers);
+    t.lens = calloc(n, sizeof *t.lens);
+    pthread_mutex_init(&t.lock, NULL);
+    if (!t.bufs || !t.adlers || !t.lens) {
+        t.rc = ip_error_set(&item->err, IP_ENOMEM, "out of memory for PNG strips");
+        goto out;
+    }
+    if (want > (int)n - 1)
+        want = (int)n - 1;
+    if (want > 64)
+        want = 64;
+    for (; nh < want; nh++)
+        if (pthread_create(&helpers[nh], NULL, team_main, &t) != 0)
+            break;
+    team_work(&t, 1);
+    for (int i = 0; i < nh; i++)
+        pthread_join(helpers[i], NULL);
+    if (t.rc)
+        item->err = t.err;
+    else
+        t.rc = ip__png_strips_join(img, p->cfg.encode.png_level, t.bufs, t.adlers, t.lens, n, enc,
+                                   &item->err);
+out:
+    for (uint32_t k = 0; t.bufs && k < n; k++)
+        ip_buf_free(&t.bufs[k]);
+    free(t.bufs);
+    free(t.adlers);
+    free(t.lens);
+    pthread_mutex_destroy(&t.lock);
+    return t.rc;
+}
+
 static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc)
 {
     const struct ip_image *img = p->cfg.no_filter ? &item->src : &item->dst;
@@ -146,7 +252,11 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
     t0 = ip__now_ns();
     enc->len = 0;
-    rc = ip_encode(img, output_format(item), &p->cfg.encode, enc, &item->err);
+    uint32_t strips = output_format(item) == IP_FORMAT_PNG ? ip__png_strip_count(img) : 0;
+    if (strips > 1 && p->cfg.jobs > 1)
+        rc = encode_png_team(p, item, img, strips, enc);
+    else
+        rc = ip_encode(img, output_format(item), &p->cfg.encode, enc, &item->err);
     ip__stage_add(p, item, IP_STAGE_ENCODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     ip__arena_free(p->arena, item->block);
