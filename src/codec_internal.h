@@ -32,7 +32,6 @@ int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
 
 int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err);
-int ip__png_encode(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
 
 /* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images). */
 int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);

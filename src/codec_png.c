@@ -1,10 +1,10 @@
-/* PNG decoding and encoding with libpng.
+/* PNG decoding with libpng (encoding: codec_png_write.c).
  *
  * DESIGN
- * - Runs in whichever thread calls ip_decode / ip_encode; no global state.
+ * - Runs in whichever thread calls ip_decode; no global state.
  *   libpng reports errors through png_error, which lands in error_cb: it
  *   copies the message into the per-call struct png_ctx and longjmps back to
- *   the setjmp in decode/encode. Everything that changes after setjmp lives
+ *   the setjmp in decode. Everything that changes after setjmp lives
  *   in that struct, never in a register-allocated local.
  * - Decoding reads from memory (read_cb over data/len). Running past the end
  *   is "truncated PNG data" (IP_ETRUNC). CRC errors in every chunk, and
@@ -25,9 +25,7 @@
  *   the rows not reached are zero (interlaced images are zeroed up front, so
  *   missing passes read as 0), the call succeeds and err->msg says how far
  *   decoding got (err->code stays 0). Truncation before the first row, or
- *   anything other than truncation, is still an error.
- * - Encoding writes to an ip_buf through write_cb: 8-bit, not interlaced, no
- *   tIME or other ancillary chunks, so output depends only on the input. */
+ *   anything other than truncation, is still an error. */
 #include <png.h>
 #include <setjmp.h>
 #include <string.h>
@@ -38,8 +36,6 @@
 struct png_ctx {
     const uint8_t *data;   /* input (decode) */
     size_t len, pos;       /* input size and read position */
-    struct ip_buf *out;    /* output (encode) */
-    int write_failed;      /* ip_buf growth failed in write_cb */
     int truncated;         /* read_cb ran out of data */
     int allow_truncated;   /* opts->allow_truncated */
     int small_reads;       /* IDAT now read a byte at a time (near the end) */
@@ -222,60 +218,3 @@ done:
     return 0;
 }
 
-static void write_cb(png_structp png, png_bytep bytes, size_t n)
-{
-    struct png_ctx *ctx = png_get_io_ptr(png);
-
-    if (ip__buf_append(ctx->out, bytes, n, NULL) != 0) {
-        ctx->write_failed = 1;
-        png_error(png, "out of memory for PNG output");
-    }
-}
-
-static void flush_cb(png_structp png)
-{
-    (void)png;
-}
-
-int ip__png_encode(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err)
-{
-    static const int color_types[] = {
-        PNG_COLOR_TYPE_GRAY, PNG_COLOR_TYPE_GRAY_ALPHA, PNG_COLOR_TYPE_RGB, PNG_COLOR_TYPE_RGBA,
-    };
-    struct png_ctx ctx;
-    png_structp png;
-    png_infop info = NULL;
-    size_t start_len = out->len;
-    uint32_t y;
-    int rc;
-
-    memset(&ctx, 0, sizeof ctx);
-    ctx.out = out;
-    png = png_create_write_struct(PNG_LIBPNG_VER_STRING, &ctx, error_cb, warning_cb);
-    if (!png)
-        return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG encoder");
-    info = png_create_info_struct(png);
-    if (!info) {
-        png_destroy_write_struct(&png, NULL);
-        return ip_error_set(err, IP_ENOMEM, "out of memory creating PNG encoder");
-    }
-    if (setjmp(png_jmpbuf(png))) {
-        rc = ip_error_set(err, ctx.write_failed ? IP_ENOMEM : IP_EINVAL, "PNG encoder: %s",
-                          ctx.msg);
-        out->len = start_len;
-        goto done;
-    }
-    png_set_write_fn(png, &ctx, write_cb, flush_cb);
-    png_set_compression_level(png, level);
-    png_set_IHDR(png, info, img->width, img->height, 8, color_types[img->channels - 1],
-                 PNG_INTERLACE_NONE, PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
-    png_write_info(png, info);
-    for (y = 0; y < img->height; y++)
-        png_write_row(png, img->pixels + (size_t)y * img->stride);
-    png_write_end(png, NULL);
-    rc = 0;
-
-done:
-    png_destroy_write_struct(&png, &info);
-    return rc;
-}
