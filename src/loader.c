@@ -148,6 +148,10 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
     t0 = ip__now_ns();
     opts.allocator = &alloc;
+    /* Luma-only JPEG decoding replaces a leading Rec.601 gray (the JPEG's own Y). */
+    opts.jpeg_luma_only = opts.jpeg_luma_only && !p->cfg.no_filter && p->cfg.chain.count > 0 &&
+                          p->cfg.chain.filters[0].kind == IP_FILTER_GRAY &&
+                          p->cfg.chain.filters[0].gray == IP_GRAY_601;
     rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);

@@ -64,6 +64,11 @@ static const char *const usage_text[] = {
     "  --png-level L       PNG compression level 0..9 (default 6)\n"
     "  --decoder=native|stb  decode PNG/JPEG with libpng/libjpeg-turbo (default) or stb_image\n"
     "  --allow-truncated   accept truncated images with a warning instead of failing\n"
+    "  --jpeg-luma         when the chain starts with --gray (Rec.601), decode colour\n"
+    "                      JPEGs straight to their luma (Y) channel: ~1.5x faster\n"
+    "                      decoding, but not the reference: strongly saturated colours\n"
+    "                      can differ by a few levels from gray computed from RGB\n"
+    "                        imgpar --jpeg-luma photos/ out/"
     "\n",
     "Limits (checked before any allocation):\n"
     "  --max-pixels N      largest width*height (default 268435456 = 2^28)\n"
@@ -121,7 +126,7 @@ static const char *const usage_text[] = {
 
 enum {
     OPT_GRAY = 256, OPT_BLUR, OPT_BOX, OPT_NO_FILTER, OPT_FORMAT, OPT_QUALITY, OPT_PNG_LEVEL,
-    OPT_DECODER, OPT_ALLOW_TRUNC, OPT_MAX_PIXELS, OPT_MAX_DIM, OPT_MAX_FILE, OPT_MEM, OPT_SERIAL,
+    OPT_DECODER, OPT_ALLOW_TRUNC, OPT_JPEG_LUMA, OPT_MAX_PIXELS, OPT_MAX_DIM, OPT_MAX_FILE, OPT_MEM, OPT_SERIAL,
     OPT_THREADS, OPT_PROCS, OPT_SPLIT, OPT_IO_THREADS, OPT_WRITERS, OPT_QUEUE, OPT_FSYNC, OPT_STATS,
     OPT_VERSION, OPT_FOLLOW, OPT_FILES_FROM, OPT_OUT_PATTERN, OPT_SKIP_EXISTING, OPT_DRY_RUN,
     OPT_SHARD, OPT_REPORT,
@@ -138,6 +143,7 @@ static const struct option long_opts[] = {
     {"png-level", required_argument, NULL, OPT_PNG_LEVEL},
     {"decoder", required_argument, NULL, OPT_DECODER},
     {"allow-truncated", no_argument, NULL, OPT_ALLOW_TRUNC},
+    {"jpeg-luma", no_argument, NULL, OPT_JPEG_LUMA},
     {"max-pixels", required_argument, NULL, OPT_MAX_PIXELS},
     {"max-dim", required_argument, NULL, OPT_MAX_DIM},
     {"max-file-size", required_argument, NULL, OPT_MAX_FILE},
@@ -309,6 +315,7 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
                 cli_die_usage("--decoder: '%s' is not native or stb", optarg);
             break;
         case OPT_ALLOW_TRUNC: o->cfg.decode.allow_truncated = 1; break;
+        case OPT_JPEG_LUMA: o->cfg.decode.jpeg_luma_only = 1; break;
         case OPT_MAX_PIXELS: o->cfg.decode.limits.max_pixels = cli_parse_size("--max-pixels", optarg); break;
         case OPT_MAX_DIM:
             o->cfg.decode.limits.max_dim = (uint32_t)cli_parse_int("--max-dim", optarg, 1, 0x7fffffff);

@@ -13,7 +13,7 @@ from cliutil import check, expect_rc, listdir, main  # noqa: E402
 # Hard-coded on purpose: the help text must document each of these.
 LONG_OPTIONS = [
     "gray", "blur", "box", "no-filter", "format", "quality", "png-level", "decoder",
-    "allow-truncated", "max-pixels", "max-dim", "max-file-size", "mem", "jobs", "serial",
+    "allow-truncated", "jpeg-luma", "max-pixels", "max-dim", "max-file-size", "mem", "jobs", "serial",
     "threads", "procs", "split", "io-threads", "writers", "queue", "fsync", "stats",
     "verbose", "quiet", "help", "version",
 ]
