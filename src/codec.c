@@ -247,7 +247,7 @@ int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_en
         if (opts->jpeg_quality < 1 || opts->jpeg_quality > 100)
             return ip_error_set(err, IP_EINVAL, "JPEG quality %d is not in 1..100",
                                 opts->jpeg_quality);
-        return ip__jpeg_encode(img, opts->jpeg_quality, out, err);
+        return ip__jpeg_write(img, opts->jpeg_quality, out, err);
     default:
         return ip_error_set(err, IP_EINVAL, "cannot encode %s (only png and jpeg)",
                             ip_format_name(fmt));

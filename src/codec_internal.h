@@ -32,6 +32,14 @@ int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
 
 int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err);
+/* codec_png_fast.c: libdeflate + SIMD unfilter for the common PNG layouts.
+ * Returns 0 (decoded, same bytes as the libpng path), 1 (not handled: *out
+ * zeroed, err untouched; use libpng) or a negative code from
+ * ip__pixels_alloc. ip__png_fast_set_enabled(0) makes it decline everything
+ * (for tests; IMGPAR_PNG_FAST=0 sets the initial state). */
+int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                        struct ip_image *out, struct ip_error *err);
+void ip__png_fast_set_enabled(int enabled);
 
 /* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images). */
 int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
@@ -51,6 +59,15 @@ int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, stru
 int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_buf *strips,
                         const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
                         struct ip_error *err);
+
+/* codec_jpeg_strips.c: JPEG output, strip-parallel (restart markers) for huge images. */
+int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);
+uint32_t ip__jpeg_strip_rows(const struct ip_image *img);
+uint32_t ip__jpeg_strip_count(const struct ip_image *img);   /* 0: encoded whole */
+int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, struct ip_buf *out,
+                          struct ip_error *err);
+int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips, uint32_t n,
+                         struct ip_buf *out, struct ip_error *err);
 
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                     struct ip_image *out, struct ip_error *err);

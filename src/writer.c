@@ -3,10 +3,14 @@
  * DESIGN: --writers threads pop filtered images from the write queue,
  * encode them (holding a CPU token), give the arena block back at once,
  * and write the bytes with one write() to an unnamed O_TMPFILE in the
- * output directory, which is linked under a unique hidden name and renamed
- * over the final path only when complete: a crash, a kill -9 or Ctrl-C
- * never leaves a half-written output. Where O_TMPFILE is not supported a
- * named temporary created with O_EXCL is used and removed on any failure.
+ * output directory, which gets a name only when complete: linked straight
+ * under the final path when that does not exist yet, else linked under a
+ * unique hidden name and renamed over it. A crash, a kill -9 or Ctrl-C never
+ * leaves a half-written output, and a new output never a temporary (an
+ * existing one is replaced atomically; a kill -9 in the microseconds
+ * between that link and the rename would leave the hidden name). Where
+ * O_TMPFILE is not supported a named temporary created with O_EXCL is used
+ * and removed on any failure (a kill -9 while it is written leaves it).
  * The order in which outputs finish does not matter: each has its own
  * path. Writers exit when the queue is closed and drained, or cancelled. */
 #include <errno.h>
@@ -68,7 +72,7 @@ int ip__write_file_atomic(const char *out_path, const uint8_t *data, size_t len,
                           const atomic_int *cancelled, struct ip_error *err)
 {
     char dir[4096], tmp[4400], proc[64];
-    int fd, named = 0, e;
+    int fd, named = 0, published = 0, e;
 
     dir_of(out_path, dir, sizeof dir);
     fd = open(dir, O_TMPFILE | O_WRONLY | O_CLOEXEC, 0666);
@@ -91,21 +95,34 @@ int ip__write_file_atomic(const char *out_path, const uint8_t *data, size_t len,
         goto fail_fd;
     }
     if (!named) {
-        temp_name(out_path, tmp, sizeof tmp);
         snprintf(proc, sizeof proc, "/proc/self/fd/%d", fd);
-        if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0) {
+        /* A new output is linked straight under its final name, so the file
+         * never has any other name: a kill at any moment leaves nothing.
+         * Only over an existing file does it take a hidden name first, for
+         * the rename that replaces it atomically. */
+        if (linkat(AT_FDCWD, proc, AT_FDCWD, out_path, AT_SYMLINK_FOLLOW) == 0) {
+            published = 1;
+        } else if (errno != EEXIST) {
             e = errno;
             goto fail_fd;
+        } else {
+            temp_name(out_path, tmp, sizeof tmp);
+            if (linkat(AT_FDCWD, proc, AT_FDCWD, tmp, AT_SYMLINK_FOLLOW) != 0) {
+                e = errno;
+                goto fail_fd;
+            }
+            named = 1;
         }
-        named = 1;
     }
     if (close(fd) != 0) {
         e = errno;
         fd = -1;
+        if (published)
+            unlink(out_path);
         goto fail_fd;
     }
     fd = -1;
-    if (rename(tmp, out_path) != 0) {
+    if (!published && rename(tmp, out_path) != 0) {
         e = errno;
         goto fail_fd;
     }
@@ -137,56 +154,65 @@ static enum ip_format output_format(const struct ip__item *item)
     return item->in_format == IP_FORMAT_JPEG ? IP_FORMAT_JPEG : IP_FORMAT_PNG;
 }
 
-/* A huge PNG is encoded by a team: the writer and up to jobs-1 helper
- * threads take strips from a shared counter, each holding a CPU token per
- * strip, so one image can keep every core busy. The strip layout depends
- * only on the image, so the bytes are the same whoever encodes them. */
+/* A huge PNG or JPEG is encoded by a team: the writer and up to jobs-1
+ * helper threads take strips from a shared counter, each holding a CPU
+ * token per strip, so one image can keep every core busy. The strip layout
+ * depends only on the image, so the bytes are the same whoever encodes them. */
 struct strip_team {
     struct ip_pipeline *p;
     const struct ip_image *img;
+    enum ip_format fmt;
     uint32_t n;
     atomic_uint next;
     struct ip_buf *bufs;
     uint32_t *adlers;
     size_t *lens;
     pthread_mutex_t lock;
+    uint32_t done;            /* strips encoded */
     int rc;                   /* first failure */
     struct ip_error err;
-    uint64_t busy_ns;         /* summed over the team */
+    uint64_t helper_busy_ns;  /* encode time of the helper threads */
 };
 
+/* Encodes strips until none is left. A helper takes a CPU token before it
+ * claims a strip; the writer already holds one. */
 static void team_work(struct strip_team *t, int holds_token)
 {
     for (;;) {
-        unsigned k = atomic_fetch_add(&t->next, 1);
         struct ip_error err;
         uint64_t t0;
+        unsigned k;
         int rc;
 
-        if (k >= t->n)
+        if (atomic_load(&t->next) >= t->n)
             break;
-        if (!holds_token && ip__sem_acquire(&t->p->cpu, NULL) != 0) {
-            rc = ip_error_set(&err, IP_EINTR, "interrupted");
-        } else {
-            t0 = ip__now_ns();
-            ip_error_clear(&err);
-            rc = ip__png_strip_encode(t->img, t->p->cfg.encode.png_level, k, &t->bufs[k], &t->adlers[k],
-                                      &t->lens[k], &err);
-            t0 = ip__now_ns() - t0;
+        if (!holds_token && ip__sem_acquire(&t->p->cpu, NULL) != 0)
+            break;  /* cancelled: the writer sees the missing strips as an error */
+        k = atomic_fetch_add(&t->next, 1);
+        if (k >= t->n) {
             if (!holds_token)
                 ip__sem_release(&t->p->cpu);
-            pthread_mutex_lock(&t->lock);
-            t->busy_ns += t0;
-            pthread_mutex_unlock(&t->lock);
+            break;
         }
-        if (rc) {
-            pthread_mutex_lock(&t->lock);
-            if (!t->rc) {
-                t->rc = rc;
-                t->err = err;
-            }
-            pthread_mutex_unlock(&t->lock);
+        t0 = ip__now_ns();
+        ip_error_clear(&err);
+        if (t->fmt == IP_FORMAT_PNG)
+            rc = ip__png_strip_encode(t->img, t->p->cfg.encode.png_level, k, &t->bufs[k], &t->adlers[k],
+                                      &t->lens[k], &err);
+        else
+            rc = ip__jpeg_strip_encode(t->img, t->p->cfg.encode.jpeg_quality, k, &t->bufs[k], &err);
+        t0 = ip__now_ns() - t0;
+        if (!holds_token)
+            ip__sem_release(&t->p->cpu);
+        pthread_mutex_lock(&t->lock);
+        if (!holds_token)
+            t->helper_busy_ns += t0;  /* the writer's own time is counted by write_one */
+        if (rc && !t->rc) {
+            t->rc = rc;
+            t->err = err;
         }
+        t->done++;
+        pthread_mutex_unlock(&t->lock);
     }
 }
 
@@ -196,9 +222,9 @@ static void *team_main(void *arg)
     return NULL;
 }
 
-/* Encodes img (a PNG with strips) with a team; the caller holds one CPU token. */
-static int encode_png_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_image *img,
-                           uint32_t n, struct ip_buf *enc)
+/* Encodes img (a PNG or JPEG with strips) with a team; the caller holds one CPU token. */
+static int encode_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_image *img,
+                       enum ip_format fmt, uint32_t n, struct ip_buf *enc)
 {
     struct strip_team t;
     pthread_t helpers[64];
@@ -207,6 +233,7 @@ static int encode_png_team(struct ip_pipeline *p, struct ip__item *item, const s
     memset(&t, 0, sizeof t);
     t.p = p;
     t.img = img;
+    t.fmt = fmt;
     t.n = n;
     atomic_init(&t.next, 0);
     t.bufs = calloc(n, sizeof *t.bufs);
@@ -225,13 +252,22 @@ static int encode_png_team(struct ip_pipeline *p, struct ip__item *item, const s
         if (pthread_create(&helpers[nh], NULL, team_main, &t) != 0)
             break;
     team_work(&t, 1);
+    /* Lend our token while the helpers finish, so none waits on it forever. */
+    ip__sem_release(&p->cpu);
     for (int i = 0; i < nh; i++)
         pthread_join(helpers[i], NULL);
+    if (ip__sem_acquire(&p->cpu, NULL) != 0 && !t.rc)
+        t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
+    if (!t.rc && t.done != n)
+        t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
+    ip__stage_add(p, item, IP_STAGE_ENCODE, t.helper_busy_ns);
     if (t.rc)
         item->err = t.err;
-    else
+    else if (fmt == IP_FORMAT_PNG)
         t.rc = ip__png_strips_join(img, p->cfg.encode.png_level, t.bufs, t.adlers, t.lens, n, enc,
                                    &item->err);
+    else
+        t.rc = ip__jpeg_strips_join(img, t.bufs, n, enc, &item->err);
 out:
     for (uint32_t k = 0; t.bufs && k < n; k++)
         ip_buf_free(&t.bufs[k]);
@@ -252,9 +288,10 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
     t0 = ip__now_ns();
     enc->len = 0;
-    uint32_t strips = output_format(item) == IP_FORMAT_PNG ? ip__png_strip_count(img) : 0;
+    enum ip_format fmt = output_format(item);
+    uint32_t strips = fmt == IP_FORMAT_PNG ? ip__png_strip_count(img) : ip__jpeg_strip_count(img);
     if (strips > 1 && p->cfg.jobs > 1)
-        rc = encode_png_team(p, item, img, strips, enc);
+        rc = encode_team(p, item, img, fmt, strips, enc);
     else
         rc = ip_encode(img, output_format(item), &p->cfg.encode, enc, &item->err);
     ip__stage_add(p, item, IP_STAGE_ENCODE, ip__now_ns() - t0);
@@ -282,6 +319,7 @@ void *ip__writer_main(void *arg)
 
     for (;;) {
         struct ip__item *item;
+        struct ip_error warning;
         uint64_t wait_ns = 0;
         int rc = ip__queue_pop(&p->write_q, &ptr, &wait_ns);
 
@@ -293,7 +331,12 @@ void *ip__writer_main(void *arg)
             ip__item_finish(p, item, IP_RESULT_FAILED);
             continue;
         }
+        /* The encoder clears item->err: keep a decoder's warning (code 0,
+         * e.g. a truncated image accepted under allow_truncated). */
+        warning = item->err;
         rc = write_one(p, item, &enc);
+        if (rc == 0)
+            item->err = warning;
         ip__item_finish(p, item, rc ? IP_RESULT_FAILED : IP_RESULT_OK);
     }
     ip_buf_free(&enc);

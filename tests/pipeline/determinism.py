@@ -62,38 +62,43 @@ def main():
         if bad:
             sys.exit(f"FAIL: {args}: {len(bad)} outputs differ from serial, e.g. {bad[:5]}")
         checked += len(got)
-    # Strip-encoded PNGs (pigz-style, normally for huge images only; the test
-    # lowers the threshold): identical bytes for every -j and strategy, valid
-    # PNGs, and the same pixels as the whole-image encoder wrote.
-    env = dict(os.environ, IMGPAR_TEST_PNG_STRIP_MIN="100000")
-    sref = run(imgpar, ["--serial", "-j", "1"], inputs, os.path.join(tmp, "sref"), env)
-    striped = 0
-    for i, args in enumerate([["--threads", "-j", "2"], ["--threads", "-j", "8"], ["--procs", "-j", "3"]]):
-        got = run(imgpar, args, inputs, os.path.join(tmp, f"s{i}"), env)
-        if got != sref:
-            sys.exit(f"FAIL: strip-encoded PNGs differ with {args}")
+    # Strip-encoded outputs (pigz-style PNG, restart-marker JPEG; normally
+    # for huge images only: the test lowers the threshold): identical bytes
+    # for every -j and strategy, valid files, and the same pixels as the
+    # whole-image encoders wrote. Colour JPEG strips come from a blur-only run.
     from PIL import Image
     import numpy as np
-    for name in sref:
-        if not name.endswith(".png"):
-            continue
-        a = os.path.join(tmp, "sref", name)
-        if os.path.getsize(a) < 2000:
-            continue
-        chk = subprocess.run(["pngcheck", "-q", a], capture_output=True, text=True)
-        if chk.returncode != 0:
-            sys.exit(f"FAIL: pngcheck rejects strip-encoded {name}: {chk.stdout}")
-        pa = np.asarray(Image.open(a))
-        pb = np.asarray(Image.open(os.path.join(tmp, "ref", name)))
-        if pa.shape != pb.shape or (pa != pb).any():
-            sys.exit(f"FAIL: strip-encoded {name} decodes to other pixels than the whole-image encoder")
-        if sref[name] != ref[name]:
-            striped += 1
-    if striped == 0:
-        sys.exit("FAIL: no output was strip-encoded; the strip test tested nothing")
+    env = dict(os.environ, IMGPAR_TEST_PNG_STRIP_MIN="100000")
+    striped = 0
+    for chain in ([], ["--blur", "1"]):
+        wref = run(imgpar, ["--serial", "-j", "1"] + chain, inputs, os.path.join(tmp, f"w{len(chain)}"))
+        sref = run(imgpar, ["--serial", "-j", "1"] + chain, inputs, os.path.join(tmp, f"sref{len(chain)}"), env)
+        strip_configs = [["--threads", "-j", "2"], ["--threads", "-j", "8"], ["--procs", "-j", "3"]]
+        if "--threads-only" in sys.argv:
+            strip_configs = strip_configs[:2]
+        for i, args in enumerate(strip_configs):
+            got = run(imgpar, args + chain, inputs, os.path.join(tmp, f"s{len(chain)}-{i}"), env)
+            if got != sref:
+                sys.exit(f"FAIL: strip-encoded outputs differ with {args + chain}")
+        for name in sref:
+            a = os.path.join(tmp, f"sref{len(chain)}", name)
+            b = os.path.join(tmp, f"w{len(chain)}", name)
+            if name.endswith(".png"):
+                chk = subprocess.run(["pngcheck", "-q", a], capture_output=True, text=True)
+                if chk.returncode != 0:
+                    sys.exit(f"FAIL: pngcheck rejects strip-encoded {name}: {chk.stdout}")
+            pa, pb = np.asarray(Image.open(a)), np.asarray(Image.open(b))
+            if pa.shape != pb.shape or (pa != pb).any():
+                sys.exit(f"FAIL: strip-encoded {name} ({chain}) decodes to other pixels than the whole-image encoder")
+            if sref[name] != wref[name]:
+                striped += 1
+                if name.endswith(".jpg") and b"\xff\xdd" not in open(a, "rb").read():
+                    sys.exit(f"FAIL: strip-encoded JPEG {name} has no restart interval")
+    if striped < 3:
+        sys.exit(f"FAIL: only {striped} outputs were strip-encoded; the strip test tested too little")
     subprocess.run(["rm", "-rf", tmp])
     print(f"ok: {len(configs)} configurations x {len(ref)} outputs identical to serial ({checked} files); "
-          f"{striped} strip-encoded PNGs identical across -j and equal in pixels")
+          f"{striped} strip-encoded outputs identical across -j and equal in pixels")
 
 
 if __name__ == "__main__":
