@@ -32,11 +32,12 @@ int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
 
 int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err);
-/* codec_png_fast.c: libdeflate + SIMD unfilter for the common PNG layouts.
- * Returns 0 (decoded, same bytes as the libpng path), 1 (not handled: *out
- * zeroed, err untouched; use libpng) or a negative code from
- * ip__pixels_alloc. ip__png_fast_set_enabled(0) makes it decline everything
- * (for tests; IMGPAR_PNG_FAST=0 sets the initial state). */
+/* codec_png_fast.c: fast decoding of the common PNG layouts (strict
+ * inflate, SIMD unfilter). Returns 0 (decoded, same bytes as the libpng
+ * path), 1 (not handled: *out zeroed, err untouched; use libpng) or a
+ * negative code from ip__pixels_alloc. ip__png_fast_set_enabled: 0 makes
+ * it decline everything, 1 is normal, 2 avoids instructions beyond SSE2
+ * (for tests; IMGPAR_PNG_FAST=0 in the environment starts it at 0). */
 int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                         struct ip_image *out, struct ip_error *err);
 void ip__png_fast_set_enabled(int enabled);

@@ -158,6 +158,8 @@ int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts 
     uint32_t max_dim;
     int rc;
 
+    if ((rc = ip__png_decode_fast(data, len, opts, out, err)) != 1)
+        return rc;
     memset(&ctx, 0, sizeof ctx);
     ctx.data = data;
     ctx.len = len;

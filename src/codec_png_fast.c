@@ -1,0 +1,1401 @@
+/* Fast PNG decoding for the common cases, byte-identical to codec_png.c.
+ *
+ * DESIGN
+ * - ip__png_decode calls ip__png_decode_fast first. It returns 0 (decoded),
+ *   1 ("not handled": *out still zeroed, err untouched, the libpng path
+ *   runs as before) or a negative code from ip__pixels_alloc. It handles
+ *   non-interlaced 8-bit gray, gray+alpha, RGB, RGBA and palette (with or
+ *   without tRNS) and 16-bit gray/GA/RGB/RGBA without tRNS; anything else
+ *   is declined.
+ * - The rule: never accept a file that the libpng path rejects, and give the
+ *   same channels and bytes when accepting. So every doubt declines and
+ *   libpng decides (and writes the error message, and applies
+ *   allow_truncated). The whole file is checked before the output is
+ *   allocated: signature, IHDR (first, 13 bytes), every chunk name, length
+ *   (libpng's chunk-size limits too) and CRC up to IEND, PLTE/tRNS rules,
+ *   consecutive non-empty IDATs, no unknown critical chunk. Data after IEND
+ *   is ignored, as libpng never reads it.
+ * - Inflate: the IDAT payloads (concatenated into a scratch buffer unless
+ *   there is only one) are inflated by inflate_strict into a scratch buffer
+ *   of exactly height * (1 + rowbytes) bytes; the stream must end exactly
+ *   there, at the end of the last IDAT, with a valid Adler-32. It is an
+ *   inflater of its own, not libdeflate's: libdeflate accepts streams that
+ *   zlib (so libpng) rejects (length symbols 286/287 and distance symbols
+ *   30/31 decode as valid, code-length repeats may overrun, some incomplete
+ *   or empty Huffman codes are used anyway; test_png_fast has one of each),
+ *   and checking a stream in a second pass costs as much as inflating it.
+ *   inflate_strict applies zlib's rules as it goes. zlib honours the window
+ *   size in the zlib header (libpng asks it to); a window under 32K is
+ *   accepted only when the whole output fits in it. Speed: a fast loop
+ *   away from the buffer ends, the next table entry looked up before the
+ *   refill, a table whose entries decode two short literal codewords at
+ *   once (most PNG data is literals), 16-byte match copies. libdeflate
+ *   supplies CRC-32 and Adler-32.
+ * - Unfilter (None, Sub, Up, Average, Paeth): every filter byte is checked
+ *   first; 8-bit direct colour unfilters straight into the output rows; the
+ *   palette and 16-bit cases unfilter in place, then expand (palette
+ *   indices must be < the PLTE entry count, which libpng enforces) or scale
+ *   with ip__scale_16_to_8. Paeth and Average for 3 and 4 bytes per pixel
+ *   use SSE2 (baseline on x86-64), Paeth SSE4.1 when the CPU has it; plain
+ *   C elsewhere and for the other pixel sizes.
+ * - Threads: reentrant. Each thread keeps a scratch (IDAT, row and table
+ *   buffers) in a pthread key, reused across calls and freed when the
+ *   thread exits; buffers above SCRATCH_KEEP_MAX are freed after each call
+ *   instead.
+ * - Memory: the fast path holds the whole inflated image besides the
+ *   output, so images whose inflated data exceeds FAST_MAX_BYTES go to
+ *   libpng (one row at a time), as do headers whose IDAT data is too small
+ *   to inflate to the image (nothing image-sized is allocated for them).
+ * - IMGPAR_PNG_FAST=0 in the environment (read once) disables the fast
+ *   path; tests switch it with ip__png_fast_set_enabled. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <libdeflate.h>
+
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
+#include "codec_internal.h"
+
+#define NOT_HANDLED 1
+
+/* libpng's limits for one chunk (pnglibconf.h PNG_USER_CHUNK_MALLOC_MAX, and
+ * PNG_UINT_31_MAX for every length field). */
+#define CHUNK_MALLOC_MAX 8000000u
+#define UINT31_MAX 0x7fffffffu
+
+/* Bytes readable after the end of a zlib stream: inflate_strict loads 8
+ * bytes at a time up to 16 bytes past the end. A single IDAT is followed
+ * by its CRC and at least IEND (16 bytes); scratch copies get this padding. */
+#define STREAM_PAD 16
+
+/* Readable bytes after the inflated rows (4-byte pixel loads). */
+#define ROWS_PAD 16
+
+/* Scratch buffers up to this size stay with the thread between calls. */
+#define SCRATCH_KEEP_MAX ((size_t)64 << 20)
+
+/* Larger images are left to libpng, which needs one row of memory where
+ * the fast path needs the whole inflated image besides the output. */
+#define FAST_MAX_BYTES ((size_t)256 << 20)
+
+/* Deflate's best case: a 258-byte match in two 1-bit codewords. */
+#define DEFLATE_MAX_RATIO 1032
+
+#define CHUNK(a, b, c, d) ((uint32_t)(a) << 24 | (uint32_t)(b) << 16 | (uint32_t)(c) << 8 | (uint32_t)(d))
+#define CHUNK_IHDR CHUNK('I', 'H', 'D', 'R')
+#define CHUNK_PLTE CHUNK('P', 'L', 'T', 'E')
+#define CHUNK_IDAT CHUNK('I', 'D', 'A', 'T')
+#define CHUNK_IEND CHUNK('I', 'E', 'N', 'D')
+#define CHUNK_tRNS CHUNK('t', 'R', 'N', 'S')
+
+static inline uint32_t be32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static inline uint64_t le64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+/* ---- enable switch ---- */
+
+/* 0 off, 1 on, 2 on but without SSE4.1 (tests reach the SSE2 code). */
+static atomic_int fast_enabled = 1;
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void read_env(void)
+{
+    const char *v = getenv("IMGPAR_PNG_FAST");
+
+    if (v && strcmp(v, "0") == 0)
+        atomic_store(&fast_enabled, 0);
+}
+
+void ip__png_fast_set_enabled(int enabled)
+{
+    pthread_once(&env_once, read_env);
+    atomic_store(&fast_enabled, enabled >= 0 && enabled <= 2 ? enabled : 1);
+}
+
+/* ---- per-thread scratch ---- */
+
+struct block_tables;
+
+struct scratch {
+    struct block_tables *tables; /* inflate_strict's dynamic-block tables */
+    uint8_t *idat;          /* concatenated IDAT payloads + STREAM_PAD */
+    size_t idat_cap;
+    uint8_t *rows;          /* inflated filter bytes and rows */
+    size_t rows_cap;
+};
+
+static pthread_key_t scratch_key;
+static int scratch_key_ok;
+static pthread_once_t scratch_once = PTHREAD_ONCE_INIT;
+
+static void scratch_destroy(void *p)
+{
+    struct scratch *s = p;
+
+    if (!s)
+        return;
+    free(s->tables);
+    free(s->idat);
+    free(s->rows);
+    free(s);
+}
+
+static void scratch_key_create(void)
+{
+    scratch_key_ok = pthread_key_create(&scratch_key, scratch_destroy) == 0;
+}
+
+/* The calling thread's scratch, or a fresh one (*owned = 1: the caller
+ * destroys it) when no key could be created. NULL when out of memory. */
+static struct scratch *scratch_get(int *owned)
+{
+    struct scratch *s;
+
+    pthread_once(&scratch_once, scratch_key_create);
+    *owned = !scratch_key_ok;
+    s = scratch_key_ok ? pthread_getspecific(scratch_key) : NULL;
+    if (s)
+        return s;
+    s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    if (scratch_key_ok && pthread_setspecific(scratch_key, s) != 0) {
+        scratch_destroy(s);
+        return NULL;
+    }
+    return s;
+}
+
+/* Makes *buf hold at least n bytes (contents not kept). */
+static int scratch_reserve(uint8_t **buf, size_t *cap, size_t n)
+{
+    uint8_t *p;
+
+    if (n <= *cap)
+        return 0;
+    free(*buf);
+    *buf = NULL;
+    *cap = 0;
+    p = malloc(n);
+    if (!p)
+        return -1;
+    *buf = p;
+    *cap = n;
+    return 0;
+}
+
+/* Drops buffers too large to keep for the next image. */
+static void scratch_trim(struct scratch *s)
+{
+    if (s->idat_cap > SCRATCH_KEEP_MAX) {
+        free(s->idat);
+        s->idat = NULL;
+        s->idat_cap = 0;
+    }
+    if (s->rows_cap > SCRATCH_KEEP_MAX) {
+        free(s->rows);
+        s->rows = NULL;
+        s->rows_cap = 0;
+    }
+}
+
+/* ---- chunk layer ---- */
+
+struct png_head {
+    uint32_t width, height;
+    unsigned bit_depth, color_type;
+    unsigned samples;          /* samples per pixel in the file (palette: 1) */
+    unsigned bpp;              /* bytes per pixel: the filters' left distance */
+    unsigned out_channels;     /* channels of the decoded image */
+    size_t rowbytes;           /* bytes per row, without the filter byte */
+    size_t filtered_size;      /* height * (1 + rowbytes): the inflated size */
+    unsigned num_palette;      /* PLTE entries (0: no PLTE) */
+    unsigned num_trans;        /* tRNS entries (palette images only) */
+    uint8_t palette[256][4];   /* RGBA; alpha 255 past num_trans */
+    size_t first_idat;         /* offset of the first IDAT chunk */
+    unsigned idat_chunks;      /* consecutive IDAT chunks */
+    size_t idat_len;           /* their payload bytes in total */
+};
+
+static int chunk_name_valid(uint32_t name)
+{
+    int i;
+
+    for (i = 0; i < 4; i++, name >>= 8) {
+        unsigned c = name & 0xff;
+        if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
+            return 0;
+    }
+    return 1;
+}
+
+/* libpng's png_check_chunk_length limit for an IDAT chunk. */
+static uint64_t idat_length_limit(const struct png_head *h)
+{
+    uint64_t row_factor = (uint64_t)h->width * h->samples * (h->bit_depth > 8 ? 2 : 1) + 1;
+    uint64_t limit, rf;
+
+    if (h->height > 0xffffffffu / row_factor) {
+        limit = UINT31_MAX;
+    } else {
+        limit = (uint64_t)h->height * row_factor;
+        rf = row_factor > 32566 ? 32566 : row_factor;
+        limit += 6 + 5 * (limit / rf + 1);
+        if (limit > UINT31_MAX)
+            limit = UINT31_MAX;
+    }
+    return limit > CHUNK_MALLOC_MAX ? limit : CHUNK_MALLOC_MAX;
+}
+
+/* Checks IHDR and walks every chunk up to IEND. Returns 0 when the fast
+ * path can decode the file, NOT_HANDLED otherwise. */
+static int parse_chunks(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                        struct png_head *h)
+{
+    static const uint8_t sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+    enum { BEFORE_IDAT, IN_IDAT, AFTER_IDAT } state = BEFORE_IDAT;
+    uint64_t idat_limit;
+    size_t pos, bytes_per_sample;
+    int have_trns = 0;
+
+    memset(h, 0, sizeof *h);
+    if (len < 8 + 25 || memcmp(data, sig, 8) != 0)
+        return NOT_HANDLED;
+
+    /* IHDR, first and 13 bytes long. */
+    if (be32(data + 8) != 13 || be32(data + 12) != CHUNK_IHDR ||
+        libdeflate_crc32(0, data + 12, 4 + 13) != be32(data + 29))
+        return NOT_HANDLED;
+    h->width = be32(data + 16);
+    h->height = be32(data + 20);
+    h->bit_depth = data[24];
+    h->color_type = data[25];
+    if (h->width == 0 || h->height == 0 || h->width > UINT31_MAX || h->height > UINT31_MAX ||
+        h->width > opts->limits.max_dim || h->height > opts->limits.max_dim)
+        return NOT_HANDLED;
+    if (data[26] != 0 || data[27] != 0 || data[28] != 0)   /* compression, filter, interlace */
+        return NOT_HANDLED;
+    switch (h->color_type) {
+    case 0: h->samples = 1; break;
+    case 2: h->samples = 3; break;
+    case 3: h->samples = 1; break;
+    case 4: h->samples = 2; break;
+    case 6: h->samples = 4; break;
+    default: return NOT_HANDLED;
+    }
+    if (!(h->bit_depth == 8 || (h->bit_depth == 16 && h->color_type != 3)))
+        return NOT_HANDLED;
+    bytes_per_sample = h->bit_depth / 8;
+    h->bpp = h->samples * (unsigned)bytes_per_sample;
+    h->rowbytes = (size_t)h->width * h->bpp;   /* < 2^34: no overflow on 64-bit */
+    if (h->rowbytes / h->bpp != h->width || h->rowbytes == SIZE_MAX ||
+        h->height > SIZE_MAX / (h->rowbytes + 1))
+        return NOT_HANDLED;
+    h->filtered_size = (size_t)h->height * (h->rowbytes + 1);
+    h->out_channels = h->color_type == 3 ? 3 : h->samples;
+    idat_limit = idat_length_limit(h);
+
+    for (pos = 8 + 25;;) {
+        uint32_t length, name;
+        const uint8_t *body;
+
+        if (len - pos < 12)
+            return NOT_HANDLED;               /* truncated: libpng decides */
+        length = be32(data + pos);
+        name = be32(data + pos + 4);
+        if (length > UINT31_MAX || length > len - pos - 12 || !chunk_name_valid(name))
+            return NOT_HANDLED;
+        if (name == CHUNK_IDAT ? length > idat_limit : length > CHUNK_MALLOC_MAX)
+            return NOT_HANDLED;
+        body = data + pos + 8;
+        if (libdeflate_crc32(0, data + pos + 4, 4 + (size_t)length) != be32(body + length))
+            return NOT_HANDLED;
+
+        if (name == CHUNK_IDAT) {
+            if (state == AFTER_IDAT || length == 0)
+                return NOT_HANDLED;
+            if (h->color_type == 3 && h->num_palette == 0)
+                return NOT_HANDLED;
+            if (state == BEFORE_IDAT) {
+                state = IN_IDAT;
+                h->first_idat = pos;
+            }
+            h->idat_chunks++;
+            h->idat_len += length;
+        } else {
+            if (state == IN_IDAT)
+                state = AFTER_IDAT;
+            if (name == CHUNK_IEND) {
+                if (state != AFTER_IDAT || length != 0)
+                    return NOT_HANDLED;
+                break;
+            }
+            if (state == AFTER_IDAT) {
+                /* libpng only CRC-checks chunks after the image data;
+                 * anything critical there is unusual: decline. */
+                if (!(name & 0x20000000u))
+                    return NOT_HANDLED;
+            } else if (name == CHUNK_PLTE) {
+                /* Gray images: libpng errors; RGB(A): it reads and checks
+                 * it, then imgpar ignores it. */
+                if (h->num_palette || have_trns || h->color_type == 0 || h->color_type == 4 ||
+                    length == 0 || length > 3 * 256 || length % 3 != 0)
+                    return NOT_HANDLED;
+                h->num_palette = length / 3;
+                for (unsigned i = 0; i < h->num_palette; i++) {
+                    memcpy(h->palette[i], body + 3 * i, 3);
+                    h->palette[i][3] = 255;
+                }
+            } else if (name == CHUNK_tRNS) {
+                if (h->color_type != 3 || have_trns || h->num_palette == 0 || length == 0 ||
+                    length > h->num_palette)
+                    return NOT_HANDLED;
+                have_trns = 1;
+                h->num_trans = length;
+                for (unsigned i = 0; i < length; i++)
+                    h->palette[i][3] = body[i];
+            } else if (!(name & 0x20000000u)) {
+                return NOT_HANDLED;           /* IHDR again, or unknown critical */
+            }
+        }
+        pos += 12 + (size_t)length;
+    }
+    if (h->color_type == 3 && have_trns)
+        h->out_channels = 4;
+    return 0;
+}
+
+/* Copies the payloads of the consecutive IDAT chunks into dst. */
+static void gather_idat(const uint8_t *data, const struct png_head *h, uint8_t *dst)
+{
+    size_t pos = h->first_idat;
+    unsigned i;
+
+    for (i = 0; i < h->idat_chunks; i++) {
+        uint32_t length = be32(data + pos);
+        memcpy(dst, data + pos + 8, length);
+        dst += length;
+        pos += 12 + (size_t)length;
+    }
+}
+
+/* ---- inflate with zlib's acceptance rules ----
+ *
+ * Decode tables: a main table indexed by the next TBITS input bits, with
+ * subtables for longer codewords. Entry layout (32 bits):
+ *   bits 0-7   bits to drop: the codeword, plus the extra bits for length
+ *              and distance symbols (subtable pointers: 0)
+ *   bits 8-11  kind (K_*)
+ *   bits 12-15 extra bits after the codeword (subtable pointers: index bits)
+ *   bits 16-31 literal value, length or distance base, precode symbol
+ *              (subtable pointers: subtable start) */
+enum { K_LIT = 0, K_MATCH = 1, K_EOB = 2, K_BAD = 3, K_SUB = 4 };
+
+#define E_DROP(e) ((e) & 0xff)
+#define E_KIND(e) (((e) >> 8) & 0xf)
+#define E_EXTRA(e) (((e) >> 12) & 0xf)
+#define E_VAL(e) ((e) >> 16)
+#define ENTRY(kind, extra, val) ((uint32_t)(kind) << 8 | (uint32_t)(extra) << 12 | (uint32_t)(val) << 16)
+
+#define LIT_TBITS 11
+#define DIST_TBITS 8
+#define PRE_TBITS 7
+#define LIT_TABLE_SIZE (2048 + 2048)
+#define DIST_TABLE_SIZE (256 + 1024)
+
+/* The fast loop's literal/length table: the main table again, but an entry
+ * whose bits hold two whole literal codewords decodes both. Literal
+ * entries: bit 7 set, bits 0-4 bits to drop, bit 5 two literals, bits 8-15
+ * and 16-23 the literals. Other entries are the main table's (bit 7
+ * clear); subtable pointers still point into the main table's array. */
+#define M_LIT 0x80u
+#define M_TWO 0x20u
+#define M_DROP(e) ((e) & 0x1f)
+
+/* Decode tables of one Huffman block. */
+struct block_tables {
+    uint32_t lit[LIT_TABLE_SIZE];
+    uint32_t multi[1u << LIT_TBITS];
+    uint32_t dist[DIST_TABLE_SIZE];
+};
+
+static const uint16_t len_base[29] = {3, 4, 5, 6, 7, 8, 9, 10, 11, 13, 15, 17, 19, 23, 27, 31,
+                                      35, 43, 51, 59, 67, 83, 99, 115, 131, 163, 195, 227, 258};
+static const uint8_t len_extra[29] = {0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 1, 1, 2, 2, 2, 2,
+                                      3, 3, 3, 3, 4, 4, 4, 4, 5, 5, 5, 5, 0};
+static const uint16_t dist_base[30] = {1, 2, 3, 4, 5, 7, 9, 13, 17, 25, 33, 49, 65, 97, 129,
+                                       193, 257, 385, 513, 769, 1025, 1537, 2049, 3073, 4097,
+                                       6145, 8193, 12289, 16385, 24577};
+static const uint8_t dist_extra[30] = {0, 0, 0, 0, 1, 1, 2, 2, 3, 3, 4, 4, 5, 5, 6,
+                                       6, 7, 7, 8, 8, 9, 9, 10, 10, 11, 11, 12, 12, 13, 13};
+
+/* Decode result of each symbol (symbols past the real ones are invalid, as
+ * in zlib: length symbols 286/287 and distance symbols 30/31). */
+static uint32_t lit_info[288], dist_info[32], pre_info[19];
+static struct block_tables fixed_tables;
+static int cpu_sse41;   /* the CPU has SSE4.1 (x86) */
+static pthread_once_t tables_once = PTHREAD_ONCE_INIT;
+
+enum code_kind { CODE_PRECODE, CODE_LITLEN, CODE_DIST };
+
+static unsigned bit_reverse(unsigned code, unsigned bits)
+{
+    unsigned r = 0;
+
+    while (bits--) {
+        r = (r << 1) | (code & 1);
+        code >>= 1;
+    }
+    return r;
+}
+
+/* Canonical codewords: next[len] is the first codeword of each length. */
+static void first_codes(const unsigned *count, unsigned *next)
+{
+    unsigned len, code = 0;
+
+    next[0] = 0;
+    for (len = 1; len < 16; len++) {
+        code = (code + (len > 1 ? count[len - 1] : 0)) << 1;
+        next[len] = code;
+    }
+}
+
+/* Builds a decode table from codeword lengths with zlib's inflate_table
+ * rules: over-subscribed codes are rejected; incomplete codes only for the
+ * literal/length and distance codes and only as a single 1-bit codeword
+ * (the other codeword is then invalid); an empty code only for distances
+ * (every entry invalid). Returns 0 or -1. */
+static int build_table(uint32_t *table, size_t table_size, unsigned tbits, const uint8_t *lens,
+                       unsigned n, const uint32_t *info, enum code_kind kind)
+{
+    unsigned count[16] = {0}, next[16], sub_max[1u << LIT_TBITS];
+    unsigned sym, len, max = 0, code;
+    size_t tsize = (size_t)1 << tbits, used = tsize, i;
+    int left;
+
+    for (sym = 0; sym < n; sym++)
+        count[lens[sym]]++;
+    for (len = 1; len < 16; len++)
+        if (count[len])
+            max = len;
+    if (max == 0) {
+        if (kind != CODE_DIST)
+            return -1;
+        for (i = 0; i < tsize; i++)
+            table[i] = ENTRY(K_BAD, 0, 0);
+        return 0;
+    }
+    left = 1;
+    for (len = 1; len < 16; len++) {
+        left <<= 1;
+        left -= (int)count[len];
+        if (left < 0)
+            return -1;
+    }
+    if (left > 0) {
+        if (kind == CODE_PRECODE || max != 1)
+            return -1;
+        for (i = 0; i < tsize; i++)
+            table[i] = ENTRY(K_BAD, 0, 0);
+    }
+    first_codes(count, next);
+
+    /* Subtables: one per main-table prefix of the codewords longer than
+     * tbits, sized by the longest codeword under that prefix. */
+    if (max > tbits) {
+        unsigned nxt[16];
+
+        memcpy(nxt, next, sizeof nxt);
+        memset(sub_max, 0, sizeof(unsigned) * tsize);
+        for (sym = 0; sym < n; sym++) {
+            len = lens[sym];
+            if (len == 0)
+                continue;
+            code = bit_reverse(nxt[len]++, len);
+            if (len > tbits) {
+                unsigned prefix = code & (unsigned)(tsize - 1);
+                if (len > sub_max[prefix])
+                    sub_max[prefix] = len;
+            }
+        }
+        for (i = 0; i < tsize; i++) {
+            if (sub_max[i]) {
+                unsigned sub_bits = sub_max[i] - tbits;
+                if (used + ((size_t)1 << sub_bits) > table_size)
+                    return -1;
+                table[i] = ENTRY(K_SUB, sub_bits, used);
+                used += (size_t)1 << sub_bits;
+            }
+        }
+    }
+    for (sym = 0; sym < n; sym++) {
+        uint32_t e;
+
+        len = lens[sym];
+        if (len == 0)
+            continue;
+        code = bit_reverse(next[len]++, len);
+        /* A match symbol's entry drops its extra bits too (read from the
+         * bits before the drop: see EXTRA_BITS). */
+        e = info[sym] | (len + (E_KIND(info[sym]) == K_MATCH ? E_EXTRA(info[sym]) : 0));
+        if (len <= tbits) {
+            for (i = code; i < tsize; i += (size_t)1 << len)
+                table[i] = e;
+        } else {
+            /* The prefix's main entry points to its subtable (no shorter
+             * codeword can share the prefix). */
+            uint32_t sub = table[code & (unsigned)(tsize - 1)];
+            size_t step = (size_t)1 << (len - tbits);
+            for (i = code >> tbits; i < ((size_t)1 << E_EXTRA(sub)); i += step)
+                table[E_VAL(sub) + i] = e;
+        }
+    }
+    return 0;
+}
+
+/* Fills t->multi from t->lit (see M_LIT). */
+static void build_multi(struct block_tables *t)
+{
+    unsigned i;
+
+    for (i = 0; i < (1u << LIT_TBITS); i++) {
+        uint32_t e1 = t->lit[i], e2, l1;
+
+        if (E_KIND(e1) != K_LIT) {
+            t->multi[i] = e1;
+            continue;
+        }
+        l1 = E_DROP(e1);
+        /* The codeword after the first: index bits l1 and up (the top l1
+         * bits are unknown, so only a codeword that fits counts). */
+        e2 = t->lit[i >> l1];
+        if (E_KIND(e2) == K_LIT && l1 + E_DROP(e2) <= LIT_TBITS)
+            t->multi[i] = M_LIT | M_TWO | (l1 + E_DROP(e2)) | E_VAL(e1) << 8 | E_VAL(e2) << 16;
+        else
+            t->multi[i] = M_LIT | l1 | E_VAL(e1) << 8;
+    }
+}
+
+static void tables_init(void)
+{
+    uint8_t lens[288];
+    unsigned i;
+
+#if (defined(__x86_64__) || defined(__i386__)) && defined(__GNUC__)
+    cpu_sse41 = __builtin_cpu_supports("sse4.1");
+#endif
+
+    for (i = 0; i < 256; i++)
+        lit_info[i] = ENTRY(K_LIT, 0, i);
+    lit_info[256] = ENTRY(K_EOB, 0, 0);
+    for (i = 0; i < 29; i++)
+        lit_info[257 + i] = ENTRY(K_MATCH, len_extra[i], len_base[i]);
+    lit_info[286] = lit_info[287] = ENTRY(K_BAD, 0, 0);
+    for (i = 0; i < 30; i++)
+        dist_info[i] = ENTRY(K_MATCH, dist_extra[i], dist_base[i]);
+    dist_info[30] = dist_info[31] = ENTRY(K_BAD, 0, 0);
+    for (i = 0; i < 19; i++)
+        pre_info[i] = ENTRY(K_LIT, 0, i);
+
+    for (i = 0; i < 144; i++)
+        lens[i] = 8;
+    for (; i < 256; i++)
+        lens[i] = 9;
+    for (; i < 280; i++)
+        lens[i] = 7;
+    for (; i < 288; i++)
+        lens[i] = 8;
+    (void)build_table(fixed_tables.lit, LIT_TABLE_SIZE, LIT_TBITS, lens, 288, lit_info, CODE_LITLEN);
+    build_multi(&fixed_tables);
+    memset(lens, 5, 32);
+    (void)build_table(fixed_tables.dist, DIST_TABLE_SIZE, DIST_TBITS, lens, 32, dist_info,
+                      CODE_DIST);
+}
+
+/* Bit reader state is kept in locals (so that it lives in registers):
+ * p next byte to load, buf the bits loaded and not used (low bit first),
+ * n how many. A refill loads 8 bytes at p; p <= limit = end of data + 8
+ * keeps that within STREAM_PAD bytes past the end (beyond it the bits
+ * would come from past the data anyway: the stream is rejected). The bits
+ * of buf above n are the next input bits too (or zero), never garbage. */
+#define REFILL_WORD()                                                         \
+    do {                                                                      \
+        buf |= le64(p) << n;                                                  \
+        p += (63 - n) >> 3;                                                   \
+        n |= 56;                                                              \
+    } while (0)
+
+#define REFILL_TO(min)                                                        \
+    do {                                                                      \
+        if (n < (min)) {                                                      \
+            if (p > limit)                                                    \
+                return -1;                                                    \
+            REFILL_WORD();                                                    \
+        }                                                                     \
+    } while (0)
+
+#define DROP(k) (buf >>= (k), n -= (k))
+#define PEEK(k) ((unsigned)(buf & (((uint64_t)1 << (k)) - 1)))
+
+/* Resolves a main-table entry that points to a subtable (needs 15 bits). */
+#define RESOLVE(e, t, tbits)                                                  \
+    do {                                                                      \
+        if (E_KIND(e) == K_SUB)                                               \
+            (e) = (t)[E_VAL(e) + (unsigned)((buf >> (tbits)) & ((1u << E_EXTRA(e)) - 1))]; \
+    } while (0)
+
+/* The extra bits of match entry e, from the bits as they were before e
+ * was dropped. */
+#define EXTRA_BITS(e, saved)                                                  \
+    ((unsigned)((saved) >> (E_DROP(e) - E_EXTRA(e))) & ((1u << E_EXTRA(e)) - 1))
+
+/* One symbol through table t; needs 15 bits (28 for a distance). */
+#define DECODE(e, t, tbits, saved)                                            \
+    do {                                                                      \
+        (e) = (t)[PEEK(tbits)];                                               \
+        RESOLVE(e, t, tbits);                                                 \
+        (saved) = buf;                                                        \
+        DROP(E_DROP(e));                                                      \
+    } while (0)
+
+struct zstate {
+    const uint8_t *p, *limit;
+    uint64_t buf;
+    unsigned n;
+};
+
+/* Reads a dynamic block header into t, with zlib's checks. */
+static int read_dynamic(struct zstate *zs, struct block_tables *t)
+{
+    static const uint8_t order[19] = {16, 17, 18, 0, 8, 7, 9, 6, 10, 5,
+                                      11, 4, 12, 3, 13, 2, 14, 1, 15};
+    const uint8_t *p = zs->p, *limit = zs->limit;
+    uint64_t buf = zs->buf;
+    unsigned n = zs->n;
+    uint8_t pre_lens[19] = {0}, lens[286 + 30];
+    uint32_t pre[1u << PRE_TBITS];
+    unsigned nlen, ndist, ncode, i, have;
+
+    REFILL_TO(48);
+    nlen = 257 + PEEK(5);
+    DROP(5);
+    ndist = 1 + PEEK(5);
+    DROP(5);
+    ncode = 4 + PEEK(4);
+    DROP(4);
+    if (nlen > 286 || ndist > 30)
+        return -1;                                  /* "too many length or distance symbols" */
+    for (i = 0; i < ncode; i++) {
+        REFILL_TO(3);
+        pre_lens[order[i]] = (uint8_t)PEEK(3);
+        DROP(3);
+    }
+    if (build_table(pre, 1u << PRE_TBITS, PRE_TBITS, pre_lens, 19, pre_info, CODE_PRECODE))
+        return -1;                                  /* "invalid code lengths set" */
+    for (have = 0; have < nlen + ndist;) {
+        uint32_t e;
+        uint64_t saved;
+        unsigned sym, copy, val;
+
+        REFILL_TO(PRE_TBITS + 7);
+        DECODE(e, pre, PRE_TBITS, saved);
+        (void)saved;
+        sym = E_VAL(e);
+        if (sym < 16) {
+            lens[have++] = (uint8_t)sym;
+            continue;
+        }
+        if (sym == 16) {
+            if (have == 0)
+                return -1;                          /* "invalid bit length repeat" */
+            val = lens[have - 1];
+            copy = 3 + PEEK(2);
+            DROP(2);
+        } else if (sym == 17) {
+            val = 0;
+            copy = 3 + PEEK(3);
+            DROP(3);
+        } else {
+            val = 0;
+            copy = 11 + PEEK(7);
+            DROP(7);
+        }
+        if (have + copy > nlen + ndist)
+            return -1;                              /* "invalid bit length repeat" */
+        memset(lens + have, (int)val, copy);
+        have += copy;
+    }
+    if (lens[256] == 0)
+        return -1;                                  /* "missing end-of-block" */
+    if (build_table(t->lit, LIT_TABLE_SIZE, LIT_TBITS, lens, nlen, lit_info, CODE_LITLEN) ||
+        build_table(t->dist, DIST_TABLE_SIZE, DIST_TBITS, lens + nlen, ndist, dist_info, CODE_DIST))
+        return -1;
+    build_multi(t);
+    zs->p = p;
+    zs->buf = buf;
+    zs->n = n;
+    return 0;
+}
+
+/* Copies a match of length bytes from distance back, writing up to 31
+ * bytes past the end of it (the caller leaves that room). Chunks never
+ * read bytes the same call has yet to write: chunk size <= distance. */
+static inline void copy_match(uint8_t *dst, size_t distance, unsigned length)
+{
+    uint8_t *end = dst + length;
+    const uint8_t *src = dst - distance;
+
+    if (distance >= 16) {
+        memcpy(dst, src, 16);
+        memcpy(dst + 16, src + 16, 16);
+        dst += 32;
+        src += 32;
+        while (dst < end) {
+            memcpy(dst, src, 16);
+            dst += 16;
+            src += 16;
+        }
+    } else if (distance >= 8) {
+        memcpy(dst, src, 8);
+        memcpy(dst + 8, src + 8, 8);
+        dst += 16;
+        src += 16;
+        while (dst < end) {
+            memcpy(dst, src, 8);
+            dst += 8;
+            src += 8;
+        }
+    } else if (distance == 1) {
+        uint64_t v = 0x0101010101010101ull * *src;
+        do {
+            memcpy(dst, &v, 8);
+            memcpy(dst + 8, &v, 8);
+            dst += 16;
+        } while (dst < end);
+    } else {
+        /* Period 2..7: 8 bytes of the pattern, stored at steps of the
+         * largest multiple of the period that fits in 8. */
+        static const uint8_t step[8] = {0, 0, 8, 6, 8, 5, 6, 7};
+        uint8_t pattern[16];
+        uint64_t v;
+        unsigned i;
+
+        memcpy(pattern, src, 8);   /* the first `distance` bytes are the period */
+        for (i = (unsigned)distance; i < 8; i++)
+            pattern[i] = pattern[i - distance];
+        memcpy(&v, pattern, 8);
+        do {
+            memcpy(dst, &v, 8);
+            dst += step[distance];
+        } while (dst < end);
+    }
+}
+
+/* Room the fast loop needs past the output position: a longest match plus
+ * copy_match's overshoot (an iteration's literals need less). */
+#define FAST_OUT_ROOM (258 + 32)
+
+/* Inflates the zlib stream z[0..zlen) into out[0..expect) with zlib's (and
+ * libpng's) acceptance rules: header, block types, stored lengths, code
+ * construction, symbol validity, distances within the output so far, an
+ * output of exactly expect bytes, the stream ending exactly at zlen, the
+ * Adler-32. Returns 0, or -1 for anything zlib would reject (and, to be
+ * safe, for the window-size case below). z must have STREAM_PAD readable
+ * bytes after zlen; dyn holds the tables of dynamic blocks.
+ *
+ * On x86-64 there is a BMI2 clone too (shrx: the decode chain is shift,
+ * mask, load), picked at load time; the results are the same. */
+#if defined(__x86_64__) && defined(__has_attribute)
+#if __has_attribute(target_clones)
+__attribute__((target_clones("bmi2", "default")))
+#endif
+#endif
+static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t expect,
+                          struct block_tables *dyn)
+{
+    const uint8_t *start, *p, *limit;
+    uint64_t buf = 0;
+    unsigned n = 0, cinfo;
+    size_t pos = 0, fast_end;
+    int final;
+
+    pthread_once(&tables_once, tables_init);
+    if (zlen < 2 + 1 + 4)
+        return -1;
+    /* Header: deflate, FCHECK, no preset dictionary, window <= 32K. */
+    cinfo = z[0] >> 4;
+    if ((z[0] & 0x0f) != 8 || cinfo > 7 || ((unsigned)z[0] << 8 | z[1]) % 31 != 0 || (z[1] & 0x20))
+        return -1;
+    /* zlib rejects distances beyond the header's window, measured in a way
+     * that depends on libpng's buffering; only a window that holds the whole
+     * output makes that the same as "within the output so far". */
+    if (cinfo < 7 && expect > ((size_t)1 << (cinfo + 8)))
+        return -1;
+
+    start = p = z + 2;
+    limit = z + zlen + 8;
+    fast_end = expect > FAST_OUT_ROOM ? expect - FAST_OUT_ROOM : 0;
+    do {
+        const uint32_t *lit, *multi, *dist;
+        unsigned type;
+        uint32_t e;
+
+        REFILL_TO(3);
+        final = (int)PEEK(1);
+        type = PEEK(3) >> 1;
+        DROP(3);
+        if (type == 0) {
+            size_t at, stored;
+
+            DROP(n & 7);
+            at = (size_t)(p - start) - n / 8;
+            if (at + 2 + 4 > zlen)
+                return -1;
+            stored = (size_t)start[at] | (size_t)start[at + 1] << 8;
+            if ((stored ^ 0xffff) != ((size_t)start[at + 2] | (size_t)start[at + 3] << 8))
+                return -1;                          /* "invalid stored block lengths" */
+            at += 4;
+            if (stored > zlen - 2 - at || stored > expect - pos)
+                return -1;
+            memcpy(out + pos, start + at, stored);
+            pos += stored;
+            p = start + at + stored;
+            buf = 0;
+            n = 0;
+            continue;
+        }
+        if (type == 1) {
+            lit = fixed_tables.lit;
+            multi = fixed_tables.multi;
+            dist = fixed_tables.dist;
+        } else if (type == 2) {
+            struct zstate zs = {p, limit, buf, n};
+
+            if (read_dynamic(&zs, dyn))
+                return -1;
+            p = zs.p;
+            buf = zs.buf;
+            n = zs.n;
+            lit = dyn->lit;
+            multi = dyn->multi;
+            dist = dyn->dist;
+        } else {
+            return -1;                              /* "invalid block type" */
+        }
+
+        /* Fast loop: input and output far from their ends (room for a
+         * longest match plus copy_match's overshoot, or for the up to 8
+         * literals of one iteration and a 2-byte store). Entry e is looked
+         * up before the refill that follows (it needs only LIT_TBITS bits),
+         * so the refill stays off the decode chain. */
+        REFILL_TO(48);
+        e = multi[PEEK(LIT_TBITS)];
+        while (pos < fast_end && p <= z + zlen) {   /* two refills stay in STREAM_PAD */
+            unsigned length;
+            size_t distance;
+            uint32_t d;
+            uint64_t saved;
+
+            REFILL_WORD();
+            if (e & M_LIT) {
+                /* Up to four literal entries on one refill (4 x 11 bits),
+                 * each one or two literals, stored as two bytes. */
+                uint16_t v = (uint16_t)(e >> 8);
+                memcpy(out + pos, &v, 2);
+                pos += 1 + ((e & M_TWO) != 0);
+                DROP(M_DROP(e));
+                e = multi[PEEK(LIT_TBITS)];
+                if (e & M_LIT) {
+                    v = (uint16_t)(e >> 8);
+                    memcpy(out + pos, &v, 2);
+                    pos += 1 + ((e & M_TWO) != 0);
+                    DROP(M_DROP(e));
+                    e = multi[PEEK(LIT_TBITS)];
+                    if (e & M_LIT) {
+                        v = (uint16_t)(e >> 8);
+                        memcpy(out + pos, &v, 2);
+                        pos += 1 + ((e & M_TWO) != 0);
+                        DROP(M_DROP(e));
+                        e = multi[PEEK(LIT_TBITS)];
+                        if (e & M_LIT) {
+                            v = (uint16_t)(e >> 8);
+                            memcpy(out + pos, &v, 2);
+                            pos += 1 + ((e & M_TWO) != 0);
+                            DROP(M_DROP(e));
+                            e = multi[PEEK(LIT_TBITS)];
+                        }
+                    }
+                }
+                continue;
+            }
+            RESOLVE(e, lit, LIT_TBITS);
+            saved = buf;
+            DROP(E_DROP(e));
+            if (E_KIND(e) == K_LIT) {
+                out[pos++] = (uint8_t)E_VAL(e);     /* a literal codeword > LIT_TBITS */
+                e = multi[PEEK(LIT_TBITS)];
+                continue;
+            }
+            if (E_KIND(e) != K_MATCH) {
+                if (E_KIND(e) == K_EOB)
+                    goto block_done;
+                return -1;                          /* "invalid literal/length code" */
+            }
+            length = E_VAL(e) + EXTRA_BITS(e, saved);
+            DECODE(d, dist, DIST_TBITS, saved);
+            if (E_KIND(d) != K_MATCH)
+                return -1;                          /* "invalid distance code" */
+            distance = E_VAL(d) + EXTRA_BITS(d, saved);
+            if (distance > pos)
+                return -1;                          /* "invalid distance too far back" */
+            /* Next entry first, so that its lookup overlaps the copy. */
+            REFILL_WORD();
+            e = multi[PEEK(LIT_TBITS)];
+            copy_match(out + pos, distance, length);
+            pos += length;
+        }
+
+        /* Careful loop: one symbol at a time, every bound checked. */
+        for (;;) {
+            unsigned length, distance;
+            uint64_t saved;
+
+            REFILL_TO(48);
+            DECODE(e, lit, LIT_TBITS, saved);
+            if (E_KIND(e) == K_LIT) {
+                if (pos == expect)
+                    return -1;                      /* "too much image data" */
+                out[pos++] = (uint8_t)E_VAL(e);
+                continue;
+            }
+            if (E_KIND(e) != K_MATCH) {
+                if (E_KIND(e) == K_EOB)
+                    break;
+                return -1;
+            }
+            length = E_VAL(e) + EXTRA_BITS(e, saved);
+            DECODE(e, dist, DIST_TBITS, saved);
+            if (E_KIND(e) != K_MATCH)
+                return -1;
+            distance = E_VAL(e) + EXTRA_BITS(e, saved);
+            if (distance > pos || length > expect - pos)
+                return -1;
+            for (; length > 0; length--, pos++)
+                out[pos] = out[pos - distance];
+        }
+    block_done:;
+    } while (!final);
+    DROP(n & 7);
+    if (pos != expect || p > limit || (size_t)(p - start) - n / 8 + 2 + 4 != zlen)
+        return -1;
+    if (libdeflate_adler32(1, out, expect) != be32(z + zlen - 4))
+        return -1;                                  /* "incorrect data check" */
+    return 0;
+}
+
+/* ---- unfiltering ---- */
+
+static inline uint8_t paeth_pred(int a, int b, int c)
+{
+    int pa = abs(b - c), pb = abs(a - c), pc = abs(a + b - 2 * c);
+
+    if (pb < pa) {
+        a = b;
+        pa = pb;
+    }
+    return (uint8_t)(pc < pa ? c : a);
+}
+
+/* Rows with a previous row (prev != NULL); dst may be src. Generic C with
+ * bpp a compile-time constant after inlining. */
+static inline __attribute__((always_inline)) void
+unfilter_c(unsigned type, uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n,
+           size_t bpp)
+{
+    size_t i;
+
+    switch (type) {
+    case 1:
+        for (i = 0; i < bpp; i++)
+            dst[i] = src[i];
+        for (; i < n; i++)
+            dst[i] = (uint8_t)(src[i] + dst[i - bpp]);
+        break;
+    case 2:
+        for (i = 0; i < n; i++)
+            dst[i] = (uint8_t)(src[i] + prev[i]);
+        break;
+    case 3:
+        for (i = 0; i < bpp; i++)
+            dst[i] = (uint8_t)(src[i] + (prev[i] >> 1));
+        for (; i < n; i++)
+            dst[i] = (uint8_t)(src[i] + ((dst[i - bpp] + prev[i]) >> 1));
+        break;
+    case 4:
+        for (i = 0; i < bpp; i++)
+            dst[i] = (uint8_t)(src[i] + prev[i]);
+        for (; i < n; i++)
+            dst[i] = (uint8_t)(src[i] + paeth_pred(dst[i - bpp], prev[i], prev[i - bpp]));
+        break;
+    default:
+        if (dst != src)
+            memcpy(dst, src, n);
+        break;
+    }
+}
+
+#if defined(__SSE2__)
+/* Loads 4 bytes for a 3- or 4-byte pixel: one byte past a 3-byte pixel is
+ * always readable (a previous row is followed by the current one, and the
+ * scratch rows have ROWS_PAD bytes after the last row); lane 3 is then
+ * ignored. */
+static inline __m128i load_px(const uint8_t *p)
+{
+    uint32_t v;
+
+    memcpy(&v, p, 4);
+    return _mm_cvtsi32_si128((int)v);
+}
+
+static inline void store_px(uint8_t *p, __m128i v, size_t bpp)
+{
+    uint32_t x = (uint32_t)_mm_cvtsi128_si32(v);
+
+    memcpy(p, &x, bpp);
+}
+
+/* Paeth and Average for 3 or 4 bytes per pixel, one pixel at a time in
+ * 16-bit lanes (the row is a dependency chain through the left pixel).
+ * Paeth as "the nearer of a and b (a on a tie), unless c is strictly
+ * nearer than both", the same choice as the spec's order with a shorter
+ * chain. */
+static inline __attribute__((always_inline)) void
+paeth_sse2(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n, size_t bpp)
+{
+    const __m128i zero = _mm_setzero_si128(), low = _mm_set1_epi16(0xff);
+    __m128i a = zero, c = zero;
+    size_t i;
+
+    for (i = 0; i < n; i += bpp) {
+        __m128i b = _mm_unpacklo_epi8(load_px(prev + i), zero);
+        __m128i x = _mm_unpacklo_epi8(load_px(src + i), zero);
+        __m128i bc = _mm_sub_epi16(b, c);
+        __m128i pa = _mm_max_epi16(bc, _mm_sub_epi16(zero, bc));
+        __m128i ac = _mm_sub_epi16(a, c);
+        __m128i abc = _mm_add_epi16(ac, bc);
+        __m128i pb = _mm_max_epi16(ac, _mm_sub_epi16(zero, ac));
+        __m128i pc = _mm_max_epi16(abc, _mm_sub_epi16(zero, abc));
+        __m128i take_b = _mm_cmpgt_epi16(pa, pb);
+        __m128i ab = _mm_or_si128(_mm_and_si128(take_b, b), _mm_andnot_si128(take_b, a));
+        __m128i take_c = _mm_cmpgt_epi16(_mm_min_epi16(pa, pb), pc);
+        __m128i pred = _mm_or_si128(_mm_and_si128(take_c, c), _mm_andnot_si128(take_c, ab));
+        a = _mm_and_si128(_mm_add_epi16(pred, x), low);
+        store_px(dst + i, _mm_packus_epi16(a, a), bpp);
+        c = b;
+    }
+}
+
+/* The same with SSE4.1's pabsw, pblendvb and pmovzxbw (shorter chain);
+ * used when the CPU has it. */
+#if defined(__GNUC__) && !defined(__SSE4_1__)
+#define HAVE_PAETH_SSE41 1
+#include <smmintrin.h>
+
+__attribute__((target("sse4.1"))) static void
+paeth_sse41(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n, size_t bpp)
+{
+    const __m128i zero = _mm_setzero_si128(), low = _mm_set1_epi16(0xff);
+    __m128i a = zero, c = zero;
+    size_t i;
+
+    for (i = 0; i < n; i += bpp) {
+        __m128i b = _mm_cvtepu8_epi16(load_px(prev + i));
+        __m128i x = _mm_cvtepu8_epi16(load_px(src + i));
+        __m128i bc = _mm_sub_epi16(b, c);
+        __m128i pa = _mm_abs_epi16(bc);
+        __m128i ac = _mm_sub_epi16(a, c);
+        __m128i pb = _mm_abs_epi16(ac);
+        __m128i pc = _mm_abs_epi16(_mm_add_epi16(ac, bc));
+        __m128i ab = _mm_blendv_epi8(a, b, _mm_cmpgt_epi16(pa, pb));
+        __m128i pred = _mm_blendv_epi8(ab, c, _mm_cmpgt_epi16(_mm_min_epi16(pa, pb), pc));
+        a = _mm_and_si128(_mm_add_epi16(pred, x), low);
+        store_px(dst + i, _mm_packus_epi16(a, a), bpp);
+        c = b;
+    }
+}
+
+__attribute__((target("sse4.1"))) static void
+paeth_sse41_3(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n)
+{
+    paeth_sse41(dst, src, prev, n, 3);
+}
+
+__attribute__((target("sse4.1"))) static void
+paeth_sse41_4(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n)
+{
+    paeth_sse41(dst, src, prev, n, 4);
+}
+#endif
+
+static inline __attribute__((always_inline)) void
+avg_sse2(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n, size_t bpp)
+{
+    const __m128i zero = _mm_setzero_si128(), low = _mm_set1_epi16(0xff);
+    __m128i a = zero;
+    size_t i;
+
+    for (i = 0; i < n; i += bpp) {
+        __m128i b = _mm_unpacklo_epi8(load_px(prev + i), zero);
+        __m128i x = _mm_unpacklo_epi8(load_px(src + i), zero);
+        a = _mm_and_si128(_mm_add_epi16(_mm_srli_epi16(_mm_add_epi16(a, b), 1), x), low);
+        store_px(dst + i, _mm_packus_epi16(a, a), bpp);
+    }
+}
+#endif
+
+/* One row of n bytes. prev is the unfiltered row above, NULL for the first
+ * row (then Up is None, Paeth is Sub, Average halves the left byte only). */
+static void unfilter_row(unsigned type, uint8_t *dst, const uint8_t *src, const uint8_t *prev,
+                         size_t n, unsigned bpp, int sse41)
+{
+    (void)sse41;   /* used only where the SSE4.1 Paeth is built */
+    if (!prev) {
+        size_t i;
+
+        switch (type) {
+        case 1:
+        case 4:
+            type = 1;
+            break;
+        case 3:
+            for (i = 0; i < bpp && i < n; i++)
+                dst[i] = src[i];
+            for (; i < n; i++)
+                dst[i] = (uint8_t)(src[i] + (dst[i - bpp] >> 1));
+            return;
+        default:
+            type = 0;
+            break;
+        }
+        /* Sub and None need no previous row. */
+        prev = src;
+    }
+#if defined(__SSE2__)
+    if ((bpp == 3 || bpp == 4) && (type == 3 || type == 4)) {
+#if defined(HAVE_PAETH_SSE41)
+        if (type == 4 && sse41) {
+            if (bpp == 3)
+                paeth_sse41_3(dst, src, prev, n);
+            else
+                paeth_sse41_4(dst, src, prev, n);
+            return;
+        }
+#endif
+        if (type == 4) {
+            if (bpp == 3)
+                paeth_sse2(dst, src, prev, n, 3);
+            else
+                paeth_sse2(dst, src, prev, n, 4);
+        } else {
+            if (bpp == 3)
+                avg_sse2(dst, src, prev, n, 3);
+            else
+                avg_sse2(dst, src, prev, n, 4);
+        }
+        return;
+    }
+#endif
+    switch (bpp) {
+    case 1: unfilter_c(type, dst, src, prev, n, 1); break;
+    case 2: unfilter_c(type, dst, src, prev, n, 2); break;
+    case 3: unfilter_c(type, dst, src, prev, n, 3); break;
+    case 4: unfilter_c(type, dst, src, prev, n, 4); break;
+    case 6: unfilter_c(type, dst, src, prev, n, 6); break;
+    default: unfilter_c(type, dst, src, prev, n, 8); break;
+    }
+}
+
+/* Unfilters every row of the inflated data into dst rows of dst_stride
+ * bytes (dst == rows + 1 with dst_stride == rowbytes + 1: in place);
+ * sse41: the SSE4.1 Paeth may be used. */
+static void unfilter_rows(const struct png_head *h, const uint8_t *rows, uint8_t *dst,
+                          size_t dst_stride, int sse41)
+{
+    size_t in_stride = h->rowbytes + 1;
+    uint8_t *prev = NULL;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++) {
+        const uint8_t *in = rows + (size_t)y * in_stride;
+        uint8_t *out = dst + (size_t)y * dst_stride;
+
+        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41);
+        prev = out;
+    }
+}
+
+static int filter_bytes_valid(const struct png_head *h, const uint8_t *rows)
+{
+    size_t stride = h->rowbytes + 1;
+    unsigned bad = 0;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++)
+        bad |= rows[(size_t)y * stride] > 4;
+    return !bad;
+}
+
+/* Largest palette index in the unfiltered rows (in place: row y at
+ * rows + y * (rowbytes + 1) + 1). */
+static unsigned max_index(const struct png_head *h, const uint8_t *rows)
+{
+    size_t stride = h->rowbytes + 1, x;
+    uint8_t m = 0;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++) {
+        const uint8_t *row = rows + (size_t)y * stride + 1;
+        for (x = 0; x < h->rowbytes; x++)
+            m = row[x] > m ? row[x] : m;
+    }
+    return m;
+}
+
+static void expand_palette(const struct png_head *h, const uint8_t *rows, struct ip_image *img)
+{
+    size_t stride = h->rowbytes + 1, x;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++) {
+        const uint8_t *row = rows + (size_t)y * stride + 1;
+        uint8_t *out = img->pixels + (size_t)y * img->stride;
+
+        if (img->channels == 4) {
+            for (x = 0; x < h->width; x++)
+                memcpy(out + 4 * x, h->palette[row[x]], 4);
+        } else {
+            /* 4-byte copies overlapping the next pixel, except the last. */
+            for (x = 0; x + 1 < h->width; x++)
+                memcpy(out + 3 * x, h->palette[row[x]], 4);
+            memcpy(out + 3 * x, h->palette[row[x]], 3);
+        }
+    }
+}
+
+static void scale_16(const struct png_head *h, const uint8_t *rows, struct ip_image *img)
+{
+    size_t stride = h->rowbytes + 1, samples = (size_t)h->width * h->samples, x;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++) {
+        const uint8_t *row = rows + (size_t)y * stride + 1;
+        uint8_t *out = img->pixels + (size_t)y * img->stride;
+
+        for (x = 0; x < samples; x++)
+            out[x] = ip__scale_16_to_8((uint16_t)(row[2 * x] << 8 | row[2 * x + 1]));
+    }
+}
+
+/* ---- entry point ---- */
+
+static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                  struct ip_image *out, struct ip_error *err, struct scratch *s, int sse41)
+{
+    struct png_head h;
+    const uint8_t *z;
+    size_t ignored;
+    int rc;
+
+    if (parse_chunks(data, len, opts, &h))
+        return NOT_HANDLED;
+    /* The limits, before any image-sized allocation (as ip__pixels_alloc
+     * would check them; failures are left to the libpng path's message). */
+    if (ip_image_check(h.width, h.height, h.out_channels, &opts->limits, &ignored, NULL))
+        return NOT_HANDLED;
+    if (h.filtered_size > FAST_MAX_BYTES || h.idat_len > SIZE_MAX - STREAM_PAD)
+        return NOT_HANDLED;
+    /* Data that cannot inflate to the image (a hostile header): no scratch. */
+    if (h.filtered_size / DEFLATE_MAX_RATIO > h.idat_len)
+        return NOT_HANDLED;
+
+    if (h.idat_chunks == 1) {
+        z = data + h.first_idat + 8;   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
+    } else {
+        if (scratch_reserve(&s->idat, &s->idat_cap, h.idat_len + STREAM_PAD))
+            return NOT_HANDLED;
+        gather_idat(data, &h, s->idat);
+        memset(s->idat + h.idat_len, 0, STREAM_PAD);
+        z = s->idat;
+    }
+    if (scratch_reserve(&s->rows, &s->rows_cap, h.filtered_size + ROWS_PAD))
+        return NOT_HANDLED;
+    memset(s->rows + h.filtered_size, 0, ROWS_PAD);
+    if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
+        return NOT_HANDLED;
+    if (inflate_strict(z, h.idat_len, s->rows, h.filtered_size, s->tables))
+        return NOT_HANDLED;
+    if (!filter_bytes_valid(&h, s->rows))
+        return NOT_HANDLED;
+
+    if (h.color_type == 3) {
+        unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
+        if (max_index(&h, s->rows) >= h.num_palette)
+            return NOT_HANDLED;   /* libpng: "Read palette index exceeding num_palette" */
+        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
+        if (rc)
+            return rc;
+        expand_palette(&h, s->rows, out);
+    } else if (h.bit_depth == 16) {
+        unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
+        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
+        if (rc)
+            return rc;
+        scale_16(&h, s->rows, out);
+    } else {
+        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
+        if (rc)
+            return rc;
+        unfilter_rows(&h, s->rows, out->pixels, out->stride, sse41);
+    }
+    return 0;
+}
+
+int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                        struct ip_image *out, struct ip_error *err)
+{
+    struct scratch *s;
+    int owned, rc, mode;
+
+    pthread_once(&env_once, read_env);
+    mode = atomic_load_explicit(&fast_enabled, memory_order_relaxed);
+    if (!mode)
+        return NOT_HANDLED;
+    pthread_once(&tables_once, tables_init);
+    s = scratch_get(&owned);
+    if (!s)
+        return NOT_HANDLED;
+    rc = decode(data, len, opts, out, err, s, mode == 1 && cpu_sse41);
+    if (owned)
+        scratch_destroy(s);
+    else
+        scratch_trim(s);
+    return rc;
+}
