@@ -822,8 +822,9 @@ static inline void copy_match(uint8_t *dst, size_t distance, unsigned length)
  * bytes after zlen; dyn holds the tables of dynamic blocks.
  *
  * On x86-64 there is a BMI2 clone too (shrx: the decode chain is shift,
- * mask, load), picked at load time; the results are the same. */
-#if defined(__x86_64__) && defined(__has_attribute)
+ * mask, load), picked at load time; the results are the same. Not under
+ * ThreadSanitizer: its ifunc resolver runs before TSan starts and crashes. */
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(__SANITIZE_THREAD__)
 #if __has_attribute(target_clones)
 __attribute__((target_clones("bmi2", "default")))
 #endif
