@@ -46,8 +46,15 @@
 
 #include <png.h>
 #include <jpeglib.h>
+#if __has_include(<libdeflate.h>)
+#include <libdeflate.h>
+#endif
+#if __has_include(<zlib.h>)
+#include <zlib.h>
+#endif
 
 #include "imgpar/bench.h"
+#include "imgpar/version.h"
 #include "internal.h"
 
 #define STR_(x) #x
@@ -226,7 +233,13 @@ void ip_bench_machine_get(struct ip_bench_machine *m)
 #else
     snprintf(m->libjpeg, sizeof m->libjpeg, "libjpeg %d", JPEG_LIB_VERSION);
 #endif
-    copy_str(m->imgpar, sizeof m->imgpar, IMGPAR_VERSION);
+#ifdef LIBDEFLATE_VERSION_STRING
+    copy_str(m->libdeflate, sizeof m->libdeflate, LIBDEFLATE_VERSION_STRING);
+#endif
+#ifdef ZLIB_VERSION
+    copy_str(m->zlib, sizeof m->zlib, zlibVersion());
+#endif
+    copy_str(m->imgpar, sizeof m->imgpar, ip_version());
     if (gmtime_r(&now, &tm))
         strftime(m->date, sizeof m->date, "%Y-%m-%dT%H:%M:%SZ", &tm);
     if (getloadavg(m->loadavg, 1) != 1)
@@ -291,7 +304,7 @@ int ip_bench_create(struct ip_bench **out, const struct ip_bench_config *cfg, st
         return ip_error_set(err, IP_EINVAL, "no strategy or split to benchmark");
     if (cfg->repeat < 1 || cfg->warmup < 0 || cfg->repeat > 1000000 || cfg->warmup > 1000000)
         return ip_error_set(err, IP_EINVAL, "repeat must be >= 1 and warmup >= 0");
-    if (cfg->n_jobs > IP_BENCH_MAX_JOBS || cfg->n_strategies > 3 * 8 || cfg->n_splits > 3 * 8)
+    if (cfg->n_jobs > IP_BENCH_MAX_JOBS || cfg->n_strategies > 16 || cfg->n_splits > 16)
         return ip_error_set(err, IP_EINVAL, "too many configurations");
     for (size_t i = 0; i < cfg->n_jobs; i++)
         if (cfg->jobs[i] < 1 || cfg->jobs[i] > IP_BENCH_MAX_JOBS)
@@ -360,7 +373,7 @@ int ip_bench_create(struct ip_bench **out, const struct ip_bench_config *cfg, st
                 r->split = cfg->splits[p];
                 r->jobs = b->jobs[j];
                 r->oversubscribed = r->jobs > b->cfg.online_cpus;
-                r->min_s = r->median_s = NAN;
+                r->min_s = r->median_s = r->median_cpu_s = NAN;
                 r->images_per_s = r->megapixels_per_s = NAN;
                 r->speedup = r->efficiency = r->karp_flatt = r->speedup_vs_serial = NAN;
                 r->samples = calloc((size_t)(cfg->warmup + cfg->repeat), sizeof *r->samples);
@@ -458,7 +471,23 @@ static void send_msg(int fd, const struct msg *m)
     }
 }
 
-/* One timed run; fills m->sample and m->text. */
+/* User + system CPU seconds of this process and of its reaped children. */
+static double cpu_seconds(void)
+{
+    struct rusage self, kids;
+    double s = 0;
+
+    if (getrusage(RUSAGE_SELF, &self) == 0)
+        s += (double)self.ru_utime.tv_sec + (double)self.ru_stime.tv_sec +
+             ((double)self.ru_utime.tv_usec + (double)self.ru_stime.tv_usec) / 1e6;
+    if (getrusage(RUSAGE_CHILDREN, &kids) == 0)
+        s += (double)kids.ru_utime.tv_sec + (double)kids.ru_stime.tv_sec +
+             ((double)kids.ru_utime.tv_usec + (double)kids.ru_stime.tv_usec) / 1e6;
+    return s;
+}
+
+/* One timed run; fills m->sample and m->text. The procs workers are reaped
+ * by ip_pipeline_destroy, so their CPU time is in RUSAGE_CHILDREN by then. */
 static void child_run(const struct ip_bench *b, const struct ip_pipeline_config *pc,
                       struct child_ctx *cc, struct msg *m)
 {
@@ -467,11 +496,13 @@ static void child_run(const struct ip_bench *b, const struct ip_pipeline_config 
     struct ip_source src = {task_next, &ts, b->cfg.n_tasks};
     struct ip_error err;
     uint64_t t0;
+    double cpu0;
     int rc;
 
     ip_error_clear(&err);
     cc->failed = 0;
     cc->first_failure[0] = '\0';
+    cpu0 = cpu_seconds();
     t0 = ip__now_ns();
     rc = ip_pipeline_create(&p, pc, &err);
     if (rc == 0) {
@@ -479,6 +510,7 @@ static void child_run(const struct ip_bench *b, const struct ip_pipeline_config 
         ip_pipeline_destroy(p);
     }
     m->sample.wall_s = (double)(ip__now_ns() - t0) / 1e9;
+    m->sample.cpu_s = cpu_seconds() - cpu0;
     m->sample.status = rc;
     if (rc)
         snprintf(m->text, sizeof m->text, "%s", err.msg[0] ? err.msg : ip_strerror(rc));
@@ -563,6 +595,7 @@ static void progress(struct ip_bench *b, const struct ip_bench_result *res, size
     p.n_configs = b->report.n_results;
     p.run = run;
     p.n_runs = res ? b->cfg.warmup + b->cfg.repeat : 1;
+    p.n_warmup = res ? b->cfg.warmup : 0;
     p.runs_done = b->runs_done;
     p.runs_total = b->runs_total;
     p.last_wall_s = last_wall_s;
@@ -638,7 +671,6 @@ static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t con
 
     if (pipe2(fds, O_CLOEXEC) != 0)
         return ip_error_set(err, IP_EWORKER, "pipe: %s", strerror(errno));
-    fflush(NULL);
     pid = fork();
     if (pid < 0) {
         rc = ip_error_set(err, IP_EWORKER, "fork: %s", strerror(errno));
@@ -695,6 +727,12 @@ static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t con
 }
 
 /* Min, median and the derived figures of one configuration. */
+static double median_of(double *v, int n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_double);
+    return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2.0;
+}
+
 static void summarize(struct ip_bench_result *r)
 {
     double walls[64], *w = walls;
@@ -707,11 +745,16 @@ static void summarize(struct ip_bench_result *r)
     }
     for (int i = 0; i < r->n_samples; i++)
         if (!r->samples[i].warmup && r->samples[i].status == 0)
+            w[n++] = r->samples[i].cpu_s;
+    if (n > 0)
+        r->median_cpu_s = median_of(w, n);
+    n = 0;
+    for (int i = 0; i < r->n_samples; i++)
+        if (!r->samples[i].warmup && r->samples[i].status == 0)
             w[n++] = r->samples[i].wall_s;
     if (n > 0) {
-        qsort(w, (size_t)n, sizeof *w, cmp_double);
+        r->median_s = median_of(w, n);
         r->min_s = w[0];
-        r->median_s = n % 2 ? w[n / 2] : (w[n / 2 - 1] + w[n / 2]) / 2.0;
         for (int i = 0; i < r->n_samples; i++) {
             const struct ip_bench_sample *s = &r->samples[i];
             if (s->warmup || s->status)
@@ -870,8 +913,8 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
     fprintf(f, "# imgpar bench %s, %s\n", m->imgpar, m->date);
     fprintf(f, "# cpu_model: %s\n# online_cpus: %d\n# affinity_cpus: %d\n# mem_bytes: %llu\n",
             m->cpu_model, m->online_cpus, m->affinity_cpus, (unsigned long long)m->mem_bytes);
-    fprintf(f, "# kernel: %s\n# compiler: %s\n# libpng: %s\n# libjpeg: %s\n", m->kernel, m->compiler,
-            m->libpng, m->libjpeg);
+    fprintf(f, "# kernel: %s\n# compiler: %s\n# libpng: %s\n# libjpeg: %s\n# libdeflate: %s\n# zlib: %s\n",
+            m->kernel, m->compiler, m->libpng, m->libjpeg, m->libdeflate, m->zlib);
     fprintf(f, "# loadavg_start: %.2f\n# loadavg_end: %.2f\n", m->loadavg[0], m->loadavg[1]);
     fprintf(f, "# inputs: %zu\n# images: %llu\n# megapixels: %.6f\n# bytes_in: %llu\n# bytes_out: %llu\n",
             rep->n_tasks, (unsigned long long)rep->images, rep->megapixels,
@@ -882,12 +925,12 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
     fprintf(f, "# reference_wall_s: %.9g\n# wall_s: pipeline create+run+destroy; run_s: the pipeline's own run time\n",
             rep->reference_wall_s);
     fprintf(f, "# rss: %s\n", rep->rss_method);
-    fputs("strategy,split,jobs,oversubscribed,run,warmup,status,wall_s,run_s,images,failed,megapixels,"
+    fputs("strategy,split,jobs,oversubscribed,run,warmup,status,wall_s,cpu_s,run_s,images,failed,megapixels,"
           "mismatches",
           f);
     for (int s = 0; s < IP_STAGE_COUNT; s++)
         fprintf(f, ",%s_s", ip_stage_name((enum ip_stage)s));
-    fputs(",run_peak_rss_kb,run_worker_peak_rss_kb,min_s,median_s,images_per_s,mp_per_s,speedup,"
+    fputs(",run_peak_rss_kb,run_worker_peak_rss_kb,min_s,median_s,median_cpu_s,images_per_s,mp_per_s,speedup,"
           "efficiency,karp_flatt,speedup_vs_serial,peak_rss_kb,start_rss_kb,worker_peak_rss_kb,"
           "config_status\n",
           f);
@@ -898,6 +941,7 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
             fprintf(f, "%s,%s,%d,%d,%d,%d,%d", ip_exec_name(r->exec), ip_bench_split_name(r->split),
                     r->jobs, r->oversubscribed, k, s->warmup, s->status);
             csv_num(f, s->wall_s);
+            csv_num(f, s->cpu_s);
             csv_num(f, s->stats.wall_s);
             fprintf(f, ",%llu,%llu", (unsigned long long)s->stats.images_ok,
                     (unsigned long long)s->stats.images_failed);
@@ -908,6 +952,7 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
             fprintf(f, ",%ld,%ld", s->stats.peak_rss_kb, s->stats.worker_peak_rss_kb);
             csv_num(f, r->min_s);
             csv_num(f, r->median_s);
+            csv_num(f, r->median_cpu_s);
             csv_num(f, r->images_per_s);
             csv_num(f, r->megapixels_per_s);
             csv_num(f, r->speedup);
@@ -996,6 +1041,8 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
     json_kv_str(f, "compiler", m->compiler, 1);
     json_kv_str(f, "libpng", m->libpng, 1);
     json_kv_str(f, "libjpeg", m->libjpeg, 1);
+    json_kv_str(f, "libdeflate", m->libdeflate, 1);
+    json_kv_str(f, "zlib", m->zlib, 1);
     json_kv_str(f, "imgpar", m->imgpar, 1);
     json_kv_num(f, "loadavg_start", m->loadavg[0], 1);
     json_kv_num(f, "loadavg_end", m->loadavg[1], 1);
@@ -1019,6 +1066,7 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
     json_kv_int(f, "warmup", (long long)rep->warmup, 0);
     fputs("},\n  \"notes\": {", f);
     json_kv_str(f, "wall_s", "ip_pipeline_create + run + destroy, CLOCK_MONOTONIC; run_s is the pipeline's own run time", 1);
+    json_kv_str(f, "cpu_s", "user + system CPU seconds of the run (getrusage self + reaped children: procs workers included)", 1);
     json_kv_str(f, "speedup", "median_s(j=1, same strategy and split) / median_s", 1);
     json_kv_str(f, "karp_flatt", "(1/speedup - 1/p) / (1 - 1/p) with p = jobs; null at p = 1", 1);
     json_kv_str(f, "busy", "seconds summed over the threads or processes of each stage, measured run nearest the median", 1);
@@ -1051,6 +1099,7 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
         json_kv_str(f, "message", r->msg, 1);
         json_kv_num(f, "min_s", r->min_s, 1);
         json_kv_num(f, "median_s", r->median_s, 1);
+        json_kv_num(f, "median_cpu_s", r->median_cpu_s, 1);
         json_kv_num(f, "images_per_s", r->images_per_s, 1);
         json_kv_num(f, "mp_per_s", r->megapixels_per_s, 1);
         json_kv_num(f, "speedup", r->speedup, 1);
@@ -1074,6 +1123,7 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
             fprintf(f, "\"warmup\": %s, ", s->warmup ? "true" : "false");
             json_kv_int(f, "status", (long long)s->status, 1);
             json_kv_num(f, "wall_s", s->wall_s, 1);
+            json_kv_num(f, "cpu_s", s->cpu_s, 1);
             json_kv_num(f, "run_s", s->stats.wall_s, 1);
             json_kv_int(f, "images", (long long)s->stats.images_ok, 1);
             json_kv_int(f, "failed", (long long)s->stats.images_failed, 1);
@@ -1236,9 +1286,9 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
     xml_text(f, chain);
     fputs("</text>\n<text x=\"20\" y=\"46\" fill=\"#444\">", f);
     xml_text(f, rep->machine.cpu_model);
-    fprintf(f, ", %d online CPUs, %.1f GiB; imgpar %s; median of %d run%s after %d warm-up%s</text>\n",
+    fprintf(f, ", %d online CPUs, %.1f GiB, load avg %.2f; imgpar %s; median of %d run%s after %d warm-up%s</text>\n",
             rep->machine.online_cpus, (double)rep->machine.mem_bytes / (1024.0 * 1024 * 1024),
-            rep->machine.imgpar, rep->repeat, rep->repeat == 1 ? "" : "s", rep->warmup,
+            rep->machine.loadavg[0], rep->machine.imgpar, rep->repeat, rep->repeat == 1 ? "" : "s", rep->warmup,
             rep->warmup == 1 ? "" : "s");
 
     /* Left: speedup against j. */
@@ -1339,8 +1389,8 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
                 XB(v), legend_y - 24);
         fprintf(f, "<text x=\"%.1f\" y=\"%d\" text-anchor=\"middle\">%g</text>\n", XB(v), legend_y - 10, v);
     }
-    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">CPU seconds, summed over threads/processes "
-               "(median run)</text>\n",
+    fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"middle\">busy seconds (thread time in each stage, summed; "
+               "median run)</text>\n",
             (BX0 + BX1) / 2, legend_y + 8);
     for (size_t k = 0; k < ns; k++) {
         int y = PY0 + 14 + (int)k * 46;

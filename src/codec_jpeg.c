@@ -13,6 +13,9 @@
  *   A real marker inside a scan (JWRN_HIT_MARKER with data left) and other
  *   corrupt entropy data (bad Huffman or arithmetic code, lost restart sync,
  *   bad scan parameters) are IP_ECORRUPT, even with allow_truncated.
+ *   Any error after the data ran out is the truncation's doing (libjpeg
+ *   reads the fake EOI as headers or scan data): IP_ETRUNC, so a file cut
+ *   before its first scan is "truncated JPEG data" with allow_truncated too.
  *   Extraneous bytes before a marker and header oddities are harmless.
  * - Output: gray -> 1 channel, YCbCr/RGB -> RGB, CMYK/YCCK -> RGB through
  *   libjpeg's CMYK output (Adobe files store inverted CMYK: R = C*K/255).
@@ -62,7 +65,14 @@ static void error_exit_cb(j_common_ptr cinfo)
         ctx->code = IP_ETOOBIG;
         break;
     default:
-        ctx->code = cinfo->is_decompressor ? IP_ECORRUPT : IP_EINVAL;
+        /* Once the data ran out (JWRN_JPEG_EOF, tolerated under
+         * allow_truncated) libjpeg reads the fake EOI its source inserted
+         * as more headers or scan data: whatever fails then ("datastream
+         * contains no image", a bogus table) is the truncation. */
+        if (cinfo->is_decompressor)
+            ctx->code = ctx->truncated ? IP_ETRUNC : IP_ECORRUPT;
+        else
+            ctx->code = IP_EINVAL;
         break;
     }
     cinfo->err->format_message(cinfo, ctx->msg);
@@ -96,7 +106,7 @@ static void emit_message_cb(j_common_ptr cinfo, int msg_level)
     case JWRN_MUST_RESYNC:
     case JWRN_NOT_SEQUENTIAL:
     case JWRN_BOGUS_PROGRESSION:
-        ctx->code = IP_ECORRUPT;
+        ctx->code = ctx->truncated ? IP_ETRUNC : IP_ECORRUPT;   /* see error_exit_cb */
         cinfo->err->format_message(cinfo, ctx->msg);
         longjmp(ctx->jmp, 1);
     default:

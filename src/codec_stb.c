@@ -17,10 +17,19 @@
  *   png_set_scale_16, so both PNG decoders give identical bytes.
  * - Guards below refuse inputs that trip bugs of stb_image 2.27 (Huffman
  *   table overflow, endless loops and uninitialised reads on damaged HDR).
+ *   They run before stb parses anything, stbi_info included: it already
+ *   builds JPEG Huffman tables. The TGA probe never lets stb see data it
+ *   would take for a JPEG (FF... D8), which those guards have not checked.
+ * - A PNG whose chunks do not all fit in the data up to IEND is "truncated
+ *   PNG data" before stb sees it (stb would size its IDAT buffer from the
+ *   lengths the chunks claim: a memory bomb).
  * - A JPEG whose last scan has no EOI after it is "truncated JPEG data"
  *   (IP_ETRUNC) unless allow_truncated; then, like libjpeg's memory source,
  *   an EOI is appended (to a copy) so that stb finishes the image, and
- *   err->msg holds a warning with code 0. */
+ *   err->msg holds a warning with code 0; if stb still fails, the error is
+ *   the truncation.
+ * - stb's failure reasons can quote bytes of the file; they are made
+ *   printable, so a message is always one line. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
@@ -51,9 +60,18 @@ STBIDEF void stbi_set_unpremultiply_on_load_thread(int flag_true_if_should_unpre
 
 int ip__stb_probe(const uint8_t *data, size_t len)
 {
+    size_t ff = 0;
     int w, h, comp;
 
     if (len > INT_MAX)
+        return 0;
+    /* stb_image takes any number of FF bytes and D8 for a JPEG SOI (imgpar's
+     * magic is exactly FF D8 FF) and would then parse the JPEG headers with
+     * none of the guards below: a DHT with more than 256 codes overflows its
+     * tables. No TGA starts like that (its second byte is 0 or 1). */
+    while (ff < len && data[ff] == 0xff)
+        ff++;
+    if (ff > 0 && ff < len && data[ff] == 0xd8)
         return 0;
     return stbi_info_from_memory(data, (int)len, &w, &h, &comp) != 0;
 }
@@ -61,12 +79,40 @@ int ip__stb_probe(const uint8_t *data, size_t len)
 static int stb_error(struct ip_error *err, const char *what)
 {
     const char *reason = stbi_failure_reason();
+    char clean[64];
+    size_t i;
 
     if (reason && strcmp(reason, "outofmem") == 0)
         return ip_error_set(err, IP_ENOMEM, "%s: out of memory", what);
     if (!reason || reason[0] == '\0')
         reason = "corrupt or truncated data";
-    return ip_error_set(err, IP_ECORRUPT, "%s: %s", what, reason);
+    /* Some reasons quote bytes of the file (an unknown PNG chunk's type):
+     * keep the message printable and on one line. */
+    for (i = 0; reason[i] && i + 1 < sizeof clean; i++)
+        clean[i] = reason[i] >= 0x20 && reason[i] < 0x7f ? reason[i] : '?';
+    clean[i] = '\0';
+    return ip_error_set(err, IP_ECORRUPT, "%s: %s", what, clean);
+}
+
+/* 1 if the PNG's chunks, from the one after the signature to IEND, each fit
+ * in the data; 0 if the data ends first. stb_image would otherwise grow its
+ * IDAT buffer to whatever length a chunk claims (a 3 KB file made it
+ * allocate 2 GiB) before noticing the data is not there, and would give
+ * no reason but "outofdata". */
+static int png_chunks_complete(const uint8_t *d, size_t len)
+{
+    size_t pos = 8;
+
+    while (len - pos >= 12) {
+        size_t n = (size_t)d[pos] << 24 | (size_t)d[pos + 1] << 16 | (size_t)d[pos + 2] << 8 | d[pos + 3];
+
+        if (n > len - pos - 12)
+            return 0;
+        if (memcmp(d + pos + 4, "IEND", 4) == 0)
+            return 1;
+        pos += 12 + n;
+    }
+    return 0;
 }
 
 /* A complete JPEG ends its last scan (SOS, FF DA) with EOI (FF D9). Entropy
@@ -222,31 +268,19 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         what = "JPEG (stb_image)";
     else if (fmt != IP_FORMAT_UNKNOWN)
         what = ip_format_name(fmt);
-    if (len > INT_MAX)
-        return ip_error_set(err, IP_ETOOBIG, "%s: input larger than %d bytes", what, INT_MAX);
-    if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp))
-        return stb_error(err, what);
-    if (w <= 0 || h <= 0 || comp < 1 || comp > 4)
-        return ip_error_set(err, IP_ECORRUPT, "%s: bad header (%dx%d, %d channels)", what, w, h,
-                            comp);
-    /* Gray+tRNS PNGs report 1 channel here and decode to 2: check for 4. */
-    rc = ip_image_check((uint32_t)w, (uint32_t)h, 4, &opts->limits, NULL, err);
-    if (rc)
-        return rc;
-    if (fmt == IP_FORMAT_HDR) {
-        rc = hdr_pixels_ok(data, len, w, h);
-        if (rc == 0)
-            return ip_error_set(err, IP_ETRUNC, "truncated HDR data");
-        if (rc < 0)
-            return ip_error_set(err, IP_ECORRUPT, "corrupt HDR data: empty run");
-    }
+    if (len > INT_MAX - 2)
+        return ip_error_set(err, IP_ETOOBIG, "%s: input larger than %d bytes", what, INT_MAX - 2);
+    /* Before stb reads a header: stbi_info already builds JPEG Huffman
+     * tables (and overflows them), and a cut PNG or JPEG gets its reason. */
+    if (fmt == IP_FORMAT_PNG && !png_chunks_complete(data, len))
+        return ip_error_set(err, IP_ETRUNC, "truncated PNG data");
+    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len))
+        return ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
     if (fmt == IP_FORMAT_JPEG && !jpeg_has_eoi(data, len)) {
         if (!opts->allow_truncated)
             return ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
         /* stb_image fails at the end of data where libjpeg's source inserts
          * an EOI; do the same so that it finishes the image. */
-        if (len > (size_t)INT_MAX - 2)
-            return ip_error_set(err, IP_ETOOBIG, "%s: input too large", what);
         patched = malloc(len + 2);
         if (!patched)
             return ip_error_set(err, IP_ENOMEM, "%s: out of memory", what);
@@ -256,11 +290,35 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         data = patched;
         len += 2;
         truncated = 1;
+        /* stb reads the appended EOI as table data too. */
+        if (!jpeg_tables_ok(data, len)) {
+            rc = ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
+            goto done;
+        }
     }
-    /* After any patching: stb reads the appended EOI as table data too. */
-    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len)) {
-        rc = ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
+    if (!stbi_info_from_memory(data, (int)len, &w, &h, &comp)) {
+        /* A cut JPEG (with an EOI appended) that stb cannot read is cut. */
+        rc = truncated ? ip_error_set(err, IP_ETRUNC, "truncated JPEG data") : stb_error(err, what);
         goto done;
+    }
+    if (w <= 0 || h <= 0 || comp < 1 || comp > 4) {
+        rc = ip_error_set(err, IP_ECORRUPT, "%s: bad header (%dx%d, %d channels)", what, w, h, comp);
+        goto done;
+    }
+    /* Gray+tRNS PNGs report 1 channel here and decode to 2: check for 4. */
+    rc = ip_image_check((uint32_t)w, (uint32_t)h, 4, &opts->limits, NULL, err);
+    if (rc)
+        goto done;
+    if (fmt == IP_FORMAT_HDR) {
+        rc = hdr_pixels_ok(data, len, w, h);
+        if (rc == 0) {
+            rc = ip_error_set(err, IP_ETRUNC, "truncated HDR data");
+            goto done;
+        }
+        if (rc < 0) {
+            rc = ip_error_set(err, IP_ECORRUPT, "corrupt HDR data: empty run");
+            goto done;
+        }
     }
 
     sixteen = fmt == IP_FORMAT_PNG && stbi_is_16_bit_from_memory(data, (int)len);
@@ -269,7 +327,7 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     else
         pixels = stbi_load_from_memory(data, (int)len, &w, &h, &n, 0);
     if (!pixels && !pixels16) {
-        rc = stb_error(err, what);
+        rc = truncated ? ip_error_set(err, IP_ETRUNC, "truncated JPEG data") : stb_error(err, what);
         goto done;
     }
     if (n < 1 || n > 4) {

@@ -153,8 +153,10 @@ static int spawn(struct ip_exec *ex, int i)
         return IP_EWORKER;
     pid = fork();
     if (pid < 0) {
+        int e = errno;
         close(sv[0]);
         close(sv[1]);
+        errno = e;
         return IP_EWORKER;
     }
     if (pid == 0) {
@@ -339,8 +341,10 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, vo
     }
     for (int i = 0; i < ex->nworkers; i++) {
         if (spawn(ex, i) != 0) {
+            int e = errno, n = ex->nworkers;   /* socketpair or fork failed */
             procs_fini(ex);
-            return ip_error_set(err, IP_EWORKER, "cannot fork worker process: %s", strerror(errno));
+            return ip_error_set(err, IP_EWORKER, "cannot start worker process %d of %d: %s", i + 1, n,
+                                strerror(e));
         }
     }
     if (pthread_create(&ex->io, NULL, io_main, ex) != 0) {

@@ -273,11 +273,13 @@ void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, i
     if (level >= 1)
         i = gauss_h_sse2(centre, i, n, step, wc, r, out);
 #endif
+    /* centre + i - j*step, not centre[i - j*step]: i < j*step would wrap the
+     * unsigned index (undefined pointer arithmetic, found by fuzz_pipeline). */
     for (; i < n; i++) {
         uint32_t acc = (uint32_t)wc[0] * centre[i];
         for (int j = 1; j <= r; j++)
             acc += (uint32_t)wc[j]
-                   * (uint32_t)(centre[i - (size_t)j * step] + centre[i + (size_t)j * step]);
+                   * (uint32_t)(*(centre + i - (size_t)j * step) + centre[i + (size_t)j * step]);
         out[i] = (uint16_t)((acc + (1u << (H_SHIFT - 1))) >> H_SHIFT);
     }
 }
@@ -329,11 +331,12 @@ void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t
 {
     const uint16_t *centre = pad + (size_t)r * step;
 
+    /* centre + i - j*step, not centre[i - j*step]: see ip__gauss_h. */
     for (size_t i = 0; i < n; i++) {
         uint64_t acc = (uint64_t)wc[0] * centre[i];
         for (int j = 1; j <= r; j++)
             acc += (uint64_t)wc[j]
-                   * ((uint64_t)centre[i - (size_t)j * step] + centre[i + (size_t)j * step]);
+                   * ((uint64_t)centre[i + (size_t)j * step] + *(centre + i - (size_t)j * step));
         out[i] = acc;
     }
 }

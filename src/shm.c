@@ -116,7 +116,8 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
                        -1, 0);
     }
     if (a->base == MAP_FAILED) {
-        rc = ip_error_set(err, IP_ENOMEM, "cannot map %zu bytes: %s", bytes, strerror(errno));
+        rc = ip_error_set(err, IP_ENOMEM, "cannot map the --mem arena of %zu MiB: %s", bytes >> 20,
+                          strerror(errno));
         goto fail_fd;
     }
     a->blocks = calloc(1, sizeof *a->blocks);

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Builds imgpar three ways and runs the test suites:
+# Builds imgpar four ways and runs the test suites:
 #   build/       release build: every suite except 'slow' (cluster included: needs root)
-#   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault
+#   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile
 #   build-tsan/  ThreadSanitizer: the threads-executor determinism suite
+#   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets, replaying their
+#                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
 # Ends with one line "N passed, M failed, K skipped" summed from meson's
 # summaries, and exits non-zero if any test failed or a build broke.
 set -u
@@ -53,10 +55,15 @@ fi
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         suite asan-ubsan build-asan --suite unit --suite conformance --suite cli --suite pipeline --suite fault \
+        --suite hostile \
         --no-suite memory --timeout-multiplier 3
 fi
 if setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized; then
     TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 suite tsan build-tsan --suite tsan --timeout-multiplier 3
+fi
+
+if CC=clang setup build-fuzz -Dfuzz=true -Dbuildtype=debugoptimized; then
+    suite fuzz build-fuzz --suite fuzz
 fi
 
 [ "$broken" -ne 0 ] && fail=$((fail + 1)) && echo "a build or a test run broke (counted as one failure)"

@@ -434,16 +434,17 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
             (double)rep->bytes_out / 1e6, rep->repeat, rep->warmup, rep->warmup == 1 ? "" : "s");
     fprintf(f, "machine: %s, %d online CPUs (%d usable), %.1f GiB, %s, %s\n", m->cpu_model, m->online_cpus,
             m->affinity_cpus, (double)m->mem_bytes / (1024.0 * 1024 * 1024), m->kernel, m->compiler);
-    fprintf(f, "libraries: imgpar %s, libpng %s, %s\n", m->imgpar, m->libpng, m->libjpeg);
+    fprintf(f, "libraries: imgpar %s, libpng %s, %s, libdeflate %s, zlib %s\n", m->imgpar, m->libpng,
+            m->libjpeg, m->libdeflate[0] ? m->libdeflate : "-", m->zlib[0] ? m->zlib : "-");
     fprintf(f, "load average: %.2f at the start, %.2f at the end\n", m->loadavg[0], m->loadavg[1]);
     fprintf(f, "reference: serial -j1, %.3f s\n\n", rep->reference_wall_s);
     if (m->loadavg[0] > 0.25 * m->online_cpus + 0.5)
         fprintf(f, "WARNING: the machine was busy with other work when the bench started (load average "
                    "above): these timings are skewed by it.\n\n");
 
-    fprintf(f, "%-8s %-6s %4s %9s %9s %8s %8s %7s %5s %6s %6s %8s %8s  %s\n", "strategy", "split", "j",
-            "min s", "median s", "img/s", "MP/s", "speedup", "eff", "K-F", "vs ser", "RSS MiB", "wkr MiB",
-            "check");
+    fprintf(f, "%-8s %-6s %4s %9s %9s %7s %8s %8s %7s %5s %6s %6s %8s %8s  %s\n", "strategy", "split", "j",
+            "min s", "median s", "CPU s", "img/s", "MP/s", "speedup", "eff", "K-F", "vs ser", "RSS MiB",
+            "wkr MiB", "check");
     for (size_t i = 0; i < rep->n_results; i++) {
         const struct ip_bench_result *r = &rep->results[i];
         char jtxt[16];
@@ -457,6 +458,7 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         fprintf(f, "%-8s %-6s %4s", ip_exec_name(r->exec), ip_bench_split_name(r->split), jtxt);
         put_num(f, 9, 3, r->min_s);
         put_num(f, 9, 3, r->median_s);
+        put_num(f, 7, 2, r->median_cpu_s);
         put_num(f, 8, 2, r->images_per_s);
         put_num(f, 8, 1, r->megapixels_per_s);
         put_num(f, 7, 2, r->speedup);
@@ -502,7 +504,8 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         fprintf(f, "* j > %d online CPUs: oversubscribed.\n", m->online_cpus);
     fputs("speedup: median at j=1 of the same strategy and split / median; eff = speedup / j;\n"
           "K-F: Karp-Flatt serial fraction (1/S - 1/j) / (1 - 1/j), undefined at j=1;\n"
-          "vs ser: serial j=1 median (same split) / median. Wall time = pipeline create + run + destroy.\n",
+          "vs ser: serial j=1 median (same split) / median. Wall time = pipeline create + run + destroy;\n"
+          "CPU s: user + system seconds of a run (median), procs workers included.\n",
           f);
     fprintf(f, "RSS: each configuration ran in its own forked child; its getrusage ru_maxrss, which includes\n"
                "~%.1f MiB inherited from the bench process at fork%s.\n",

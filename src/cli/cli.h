@@ -187,6 +187,12 @@ void cli_report_fail(struct cli_report *r, const char *in_path, const char *out_
                      const char *reason);
 /* Prints "imgpar: PATH: reason" on stderr (clearing the progress line). */
 void cli_report_error(struct cli_report *r, const char *path, const char *reason);
+/* Prints one line on stderr, "imgpar: PATH: message" (or "imgpar: message"
+ * when path is NULL), that stays one line whatever the bytes: a path that
+ * is not valid UTF-8 or holds a control character is written quoted like
+ * bash's $'...' ($'new\nline.png', $'caf\xe9.png'), and control characters
+ * in the message are escaped (\n, \t, \xHH). Takes no lock. */
+void cli_msg(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Flushes and closes the report; 0, or -1 when writing it failed. */
 int cli_report_close(struct cli_report *r);
 void cli_print_stats(FILE *f, const struct ip_stats *s, enum ip_exec_kind exec);

@@ -347,7 +347,7 @@ uint64_t cli_filelist_dry_run(struct cli_filelist *fl, FILE *out)
         if (cli_in_shard(fl->o, rel)) {
             v = decide(fl, fl->line, rel, n, &o, &code, why, sizeof why, 1);
             if (v == V_FAIL) {
-                fprintf(stderr, "imgpar: %s: %s\n", fl->line, why);
+                cli_msg(fl->line, "%s", why);
                 failed++;
             } else {
                 fprintf(out, "%s\t%s\t%s\n", v == V_SKIP ? "skip" : "process", fl->line, o);

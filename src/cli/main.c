@@ -73,6 +73,9 @@ int main(int argc, char **argv)
     sigaddset(&sigs, SIGHUP);
     pthread_sigmask(SIG_BLOCK, &sigs, NULL);
     signal(SIGPIPE, SIG_IGN);
+    /* Past RLIMIT_FSIZE a write fails with EFBIG (that output is reported
+     * failed, the batch goes on) instead of the signal killing imgpar. */
+    signal(SIGXFSZ, SIG_IGN);
 
     if (argc > 1 && !strcmp(argv[1], "bench"))
         return cli_bench_main(argc - 1, argv + 1);

@@ -82,7 +82,7 @@ static int plan_outputs(struct cli_plan *pl, const struct cli_options *o)
         t->out_format = o->forced_format;
         t->out_path = cli_output_name(&nm, t->in_path, t->rel, t->n, cli_sniff(t->in_path), &why);
         if (!t->out_path) {
-            fprintf(stderr, "imgpar: %s: %s\n", t->in_path, why);
+            cli_msg(t->in_path, "%s", why);
             bad = 1;
             t->out_path = strdup("");
             if (!t->out_path)
@@ -102,8 +102,8 @@ static int plan_outputs(struct cli_plan *pl, const struct cli_options *o)
     qsort(by, pl->count, sizeof *by, cmp_task_out);
     for (size_t i = 1; i < pl->count; i++) {
         if (!strcmp(by[i - 1]->out_path, by[i]->out_path)) {
-            fprintf(stderr, "imgpar: %s and %s would both write %s\n", by[i - 1]->in_path,
-                    by[i]->in_path, by[i]->out_path);
+            cli_msg(NULL, "%s and %s would both write %s", by[i - 1]->in_path, by[i]->in_path,
+                    by[i]->out_path);
             bad = 1;
         }
     }
@@ -124,8 +124,8 @@ static int plan_outputs(struct cli_plan *pl, const struct cli_options *o)
             key.ino = st.st_ino;
             hit = bsearch(&kp, by, nid, sizeof *by, cmp_task_id);
             if (hit) {
-                fprintf(stderr, "imgpar: %s: output %s is the input %s; refusing to overwrite it\n",
-                        pl->tasks[i].in_path, pl->tasks[i].out_path, (*hit)->in_path);
+                cli_msg(pl->tasks[i].in_path, "output %s is the input %s; refusing to overwrite it",
+                        pl->tasks[i].out_path, (*hit)->in_path);
                 bad = 1;
             }
         }

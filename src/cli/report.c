@@ -119,6 +119,105 @@ static void json_str(FILE *f, const char *s)
     fputc('"', f);
 }
 
+/* A path as it goes into a message line (see cli_msg). */
+static void put_path(FILE *f, const char *s)
+{
+    const unsigned char *p;
+    int plain = 1;
+
+    for (p = (const unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n == 0 || (n == 1 && (*p < 0x20 || *p == 0x7f))) {
+            plain = 0;
+            break;
+        }
+        p += n;
+    }
+    if (plain) {
+        fputs(s, f);
+        return;
+    }
+    fputs("$'", f);
+    for (p = (const unsigned char *)s; *p;) {
+        int n = utf8_len(p);
+        if (n > 1) {
+            fwrite(p, 1, (size_t)n, f);
+            p += n;
+            continue;
+        }
+        switch (*p) {
+        case '\n': fputs("\\n", f); break;
+        case '\t': fputs("\\t", f); break;
+        case '\r': fputs("\\r", f); break;
+        case '\\': fputs("\\\\", f); break;
+        case '\'': fputs("\\'", f); break;
+        default:
+            if (n == 0 || *p < 0x20 || *p == 0x7f)
+                fprintf(f, "\\x%02x", *p);
+            else
+                fputc(*p, f);
+        }
+        p++;
+    }
+    fputc('\'', f);
+}
+
+/* "imgpar: PATH<sep>message\n" as one write (see cli_msg). */
+static void vmsg(const char *path, const char *sep, const char *fmt, va_list ap)
+{
+    char text[1024], *line = NULL;
+    size_t len = 0;
+    FILE *f;
+
+    vsnprintf(text, sizeof text, fmt, ap);
+    /* Built in memory and written with one call: lines from several
+     * threads never interleave. */
+    f = open_memstream(&line, &len);
+    if (!f) {
+        fprintf(stderr, "imgpar: %s%s%s\n", path ? path : "", path ? sep : "", text);
+        return;
+    }
+    fputs("imgpar: ", f);
+    if (path) {
+        put_path(f, path);
+        fputs(sep, f);
+    }
+    for (const unsigned char *p = (const unsigned char *)text; *p; p++) {
+        if (*p == '\n')
+            fputs("\\n", f);
+        else if (*p == '\t')
+            fputs("\\t", f);
+        else if (*p < 0x20 || *p == 0x7f)
+            fprintf(f, "\\x%02x", *p);
+        else
+            fputc(*p, f);
+    }
+    fputc('\n', f);
+    if (fclose(f) == 0)
+        fwrite(line, 1, len, stderr);
+    free(line);
+}
+
+void cli_msg(const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vmsg(path, ": ", fmt, ap);
+    va_end(ap);
+}
+
+/* "imgpar: PATH -> ..." (-v) */
+static void msg_arrow(const char *path, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void msg_arrow(const char *path, const char *fmt, ...)
+{
+    va_list ap;
+
+    va_start(ap, fmt);
+    vmsg(path, " -> ", fmt, ap);
+    va_end(ap);
+}
+
 static void json_hex(FILE *f, const char *s)
 {
     fputc('"', f);
@@ -201,27 +300,25 @@ static void record(struct cli_report *st, const struct ip_result *r)
         st->failed++;
         if (r->err.code != IP_EINTR) {
             cli_progress_clear(st);
-            fprintf(stderr, "imgpar: %s: %s\n", r->in_path,
-                    r->err.msg[0] ? r->err.msg : ip_strerror(r->err.code));
+            cli_msg(r->in_path, "%s", r->err.msg[0] ? r->err.msg : ip_strerror(r->err.code));
         }
     } else if (r->status == IP_RESULT_SKIPPED) {
         st->skipped++;
         if (st->verbose) {
             cli_progress_clear(st);
-            fprintf(stderr, "imgpar: %s: skipped, %s is newer\n", r->in_path, r->out_path);
+            cli_msg(r->in_path, "skipped, %s is newer", r->out_path);
         }
     } else {
         st->ok++;
         st->megapixels += (double)r->width * r->height / 1e6;
         if (r->err.msg[0] && !st->quiet) {
             cli_progress_clear(st);
-            fprintf(stderr, "imgpar: %s: warning: %s\n", r->in_path, r->err.msg);
+            cli_msg(r->in_path, "warning: %s", r->err.msg);
         }
         if (st->verbose) {
             cli_progress_clear(st);
-            fprintf(stderr, "imgpar: %s -> %s (%ux%u, %llu -> %llu bytes)\n", r->in_path,
-                    r->out_path, r->width, r->height, (unsigned long long)r->bytes_in,
-                    (unsigned long long)r->bytes_out);
+            msg_arrow(r->in_path, "%s (%ux%u, %llu -> %llu bytes)", r->out_path, r->width,
+                    r->height, (unsigned long long)r->bytes_in, (unsigned long long)r->bytes_out);
         }
     }
     if (st->json)
@@ -275,7 +372,7 @@ void cli_report_error(struct cli_report *st, const char *path, const char *reaso
 {
     pthread_mutex_lock(&st->lock);
     cli_progress_clear(st);
-    fprintf(stderr, "imgpar: %s: %s\n", path, reason);
+    cli_msg(path, "%s", reason);
     pthread_mutex_unlock(&st->lock);
 }
 

@@ -59,11 +59,11 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
     struct stat st;
 
     if (!d) {
-        fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+        cli_msg(dir, "%s", strerror(errno));
         return 1;
     }
     if (fstat(dirfd(d), &st) != 0) {
-        fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+        cli_msg(dir, "%s", strerror(errno));
         closedir(d);
         return 1;
     }
@@ -76,7 +76,7 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
         de = readdir(d);
         if (!de) {
             if (errno) {
-                fprintf(stderr, "imgpar: %s: %s\n", dir, strerror(errno));
+                cli_msg(dir, "%s", strerror(errno));
                 errors++;
             }
             break;
@@ -107,7 +107,7 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
         if (!sub)
             cli_oom();
         if (lstat(path, &lst) != 0) {
-            fprintf(stderr, "imgpar: %s: %s\n", path, strerror(errno));
+            cli_msg(path, "%s", strerror(errno));
             errors++;
         } else {
             int is_link = S_ISLNK(lst.st_mode);
@@ -127,8 +127,8 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
                         if (a->dev == lst.st_dev && a->ino == lst.st_ino)
                             break;
                     if (a && !w->quiet)
-                        fprintf(stderr, "imgpar: %s: warning: directory loop (same directory as %s), "
-                                        "not followed\n", path, a->path);
+                        cli_msg(path, "warning: directory loop (same directory as %s), not followed",
+                                a->path);
                     else if (!a)
                         errors += walk(w, path, sub, &self);
                 }

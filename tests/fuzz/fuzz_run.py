@@ -1,0 +1,80 @@
+#!/usr/bin/python3
+"""Runs a libFuzzer target for the 'fuzz' suite.
+
+usage: fuzz_run.py replay TARGET DIR...
+         Runs TARGET once on every file of the DIRs (crash regressions and
+         seeds): each must pass its invariants. Fails if there is no file.
+       fuzz_run.py smoke TARGET SECONDS DIR...
+         Fuzzes for SECONDS from the DIRs' files (read only: new inputs go
+         to a temporary corpus), then prints the executions and coverage.
+         Fails on any crash, leak, timeout or too few executions; a crash
+         input is kept in the build directory (printed).
+"""
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+
+
+def files_of(dirs):
+    out = []
+    for d in dirs:
+        for root, _, names in os.walk(d):
+            out += [os.path.join(root, n) for n in sorted(names)]
+    return out
+
+
+def main():
+    mode, target = sys.argv[1], os.path.abspath(sys.argv[2])
+    env = dict(os.environ)
+    env.setdefault("ASAN_OPTIONS", "detect_leaks=1:abort_on_error=1:allocator_may_return_null=1")
+    env.setdefault("UBSAN_OPTIONS", "halt_on_error=1:print_stacktrace=1")
+    name = os.path.basename(target)
+    if mode == "replay":
+        files = [f for f in files_of(sys.argv[3:]) if os.path.getsize(f) <= (1 << 20)]
+        if not files:
+            sys.exit("FAIL: no inputs to replay in %s" % sys.argv[3:])
+        # libFuzzer runs each file given as an argument once; in batches to
+        # keep command lines short.
+        for i in range(0, len(files), 200):
+            p = subprocess.run([target, "-rss_limit_mb=2048", "-malloc_limit_mb=256", "-timeout=20"] + files[i:i + 200],
+                               env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                               timeout=600)
+            if p.returncode != 0:
+                print(p.stdout.decode("utf-8", "replace")[-6000:])
+                sys.exit("FAIL: %s failed on one of %s" % (name, files[i:i + 200]))
+        print("ok: %s replayed %d inputs" % (name, len(files)))
+        return
+    if mode != "smoke":
+        sys.exit("unknown mode %s" % mode)
+    seconds = int(sys.argv[3])
+    seeds = [d for d in sys.argv[4:] if os.path.isdir(d)]   # a target may have no regressions yet
+    work = tempfile.mkdtemp(prefix="imgpar-fuzz-%s-" % name)
+    corpus = os.path.join(work, "corpus")
+    os.makedirs(corpus)
+    crashes = os.path.join(os.path.dirname(target), "fuzz-artifacts")
+    os.makedirs(crashes, exist_ok=True)
+    cmd = [target, corpus] + seeds + [
+        "-max_total_time=%d" % seconds, "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
+        "-max_len=65536",
+        "-print_final_stats=1", "-artifact_prefix=%s/%s-" % (crashes, name)]
+    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                       timeout=seconds + 300)
+    log = p.stdout.decode("utf-8", "replace")
+    shutil.rmtree(work, ignore_errors=True)
+    execs = re.search(r"stat::number_of_executed_units:\s*(\d+)", log)
+    cov = re.findall(r"cov: (\d+) ft: (\d+)", log)
+    if p.returncode != 0:
+        print(log[-8000:])
+        sys.exit("FAIL: %s: exit %d (crash inputs under %s)" % (name, p.returncode, crashes))
+    if not execs or int(execs.group(1)) < 100:
+        print(log[-4000:])
+        sys.exit("FAIL: %s: too few executions" % name)
+    print("ok: %s: %s executions in %d s, coverage %s edges, %s features" % (
+        name, execs.group(1), seconds, cov[-1][0] if cov else "?", cov[-1][1] if cov else "?"))
+
+
+if __name__ == "__main__":
+    main()

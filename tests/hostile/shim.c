@@ -1,0 +1,177 @@
+/* LD_PRELOAD shim for the hostile suite: observes and perturbs the few
+ * libc calls whose use the tests must check from outside.
+ *
+ *   IMGPAR_SHIM_LOG=FILE     append one line per event to FILE:
+ *                              shm_open NAME FLAGS_HEX MODE_OCTAL FSTAT_MODE_OCTAL T_NS
+ *                              shm_unlink NAME T_NS
+ *                              fsync FD / fdatasync FD
+ *                              tmpfile DIR           (an open with O_TMPFILE)
+ *                              excl PATH             (an open with O_CREAT|O_EXCL)
+ *   IMGPAR_SHIM_NO_TMPFILE=1 opens with O_TMPFILE fail with EOPNOTSUPP, as
+ *                            on a file system without it (forces the named
+ *                            O_EXCL fallback)
+ *
+ * Lines are written with one write() on an O_APPEND descriptor, so events
+ * from threads and forked workers never mix. */
+/* Define open and open64 as themselves (meson's _FILE_OFFSET_BITS=64 would
+ * make the declaration of open name open64). */
+#undef _FILE_OFFSET_BITS
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include <dlfcn.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+/* dlsym returns void *; ISO C has no cast from it to a function pointer. */
+#define LOOKUP(var, name)                       \
+    do {                                        \
+        void *sym_ = dlsym(RTLD_NEXT, name);    \
+        memcpy(&(var), &sym_, sizeof(var));     \
+    } while (0)
+
+static void log_line(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void log_line(const char *fmt, ...)
+{
+    static int (*real_open)(const char *, int, ...);
+    const char *path = getenv("IMGPAR_SHIM_LOG");
+    char line[1024];
+    va_list ap;
+    int fd, n;
+
+    if (!path || !*path)
+        return;
+    if (!real_open)
+        LOOKUP(real_open, "open");
+    va_start(ap, fmt);
+    n = vsnprintf(line, sizeof line, fmt, ap);
+    va_end(ap);
+    if (n < 0 || n >= (int)sizeof line)
+        return;
+    fd = real_open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0)
+        return;
+    if (write(fd, line, (size_t)n) != n)
+        n = 0;
+    close(fd);
+}
+
+static long long now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (long long)ts.tv_sec * 1000000000ll + ts.tv_nsec;
+}
+
+/* Applies the open policy; returns 1 (with errno set) when the call must fail. */
+static int refuse_open(const char *path, int flags)
+{
+    if ((flags & O_TMPFILE) == O_TMPFILE) {
+        log_line("tmpfile %s\n", path);
+        if (getenv("IMGPAR_SHIM_NO_TMPFILE")) {
+            errno = EOPNOTSUPP;
+            return 1;
+        }
+    } else if ((flags & (O_CREAT | O_EXCL)) == (O_CREAT | O_EXCL)) {
+        log_line("excl %s\n", path);
+    }
+    return 0;
+}
+
+static mode_t mode_arg(int flags, va_list ap)
+{
+    return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE ? (mode_t)va_arg(ap, int) : 0;
+}
+
+#define OPEN_WRAPPER(name)                                                        \
+    int name(const char *path, int flags, ...);                                   \
+    int name(const char *path, int flags, ...)                                    \
+    {                                                                             \
+        static int (*real)(const char *, int, ...);                              \
+        va_list ap;                                                               \
+        mode_t mode;                                                              \
+        if (!real)                                                                \
+            LOOKUP(real, #name);      \
+        va_start(ap, flags);                                                      \
+        mode = mode_arg(flags, ap);                                               \
+        va_end(ap);                                                               \
+        if (refuse_open(path, flags))                                             \
+            return -1;                                                            \
+        return real(path, flags, mode);                                           \
+    }
+
+OPEN_WRAPPER(open)
+OPEN_WRAPPER(open64)
+
+#define OPENAT_WRAPPER(name)                                                      \
+    int name(int dirfd, const char *path, int flags, ...);                        \
+    int name(int dirfd, const char *path, int flags, ...)                         \
+    {                                                                             \
+        static int (*real)(int, const char *, int, ...);                         \
+        va_list ap;                                                               \
+        mode_t mode;                                                              \
+        if (!real)                                                                \
+            LOOKUP(real, #name); \
+        va_start(ap, flags);                                                      \
+        mode = mode_arg(flags, ap);                                               \
+        va_end(ap);                                                               \
+        if (refuse_open(path, flags))                                             \
+            return -1;                                                            \
+        return real(dirfd, path, flags, mode);                                    \
+    }
+
+OPENAT_WRAPPER(openat)
+OPENAT_WRAPPER(openat64)
+
+int shm_open(const char *name, int flags, mode_t mode)
+{
+    static int (*real)(const char *, int, mode_t);
+    struct stat st;
+    int fd;
+
+    if (!real)
+        LOOKUP(real, "shm_open");
+    fd = real(name, flags, mode);
+    if (fd >= 0 && fstat(fd, &st) == 0)
+        log_line("shm_open %s %x %o %o %lld\n", name, (unsigned)flags, (unsigned)mode,
+                 (unsigned)(st.st_mode & 07777), now_ns());
+    return fd;
+}
+
+int shm_unlink(const char *name)
+{
+    static int (*real)(const char *);
+
+    if (!real)
+        LOOKUP(real, "shm_unlink");
+    log_line("shm_unlink %s %lld\n", name, now_ns());
+    return real(name);
+}
+
+int fsync(int fd)
+{
+    static int (*real)(int);
+
+    if (!real)
+        LOOKUP(real, "fsync");
+    log_line("fsync %d\n", fd);
+    return real(fd);
+}
+
+int fdatasync(int fd)
+{
+    static int (*real)(int);
+
+    if (!real)
+        LOOKUP(real, "fdatasync");
+    log_line("fdatasync %d\n", fd);
+    return real(fd);
+}

@@ -1,0 +1,119 @@
+#!/usr/bin/python3
+"""Shared memory of --procs: created with O_CREAT|O_EXCL and mode 0600 under
+an unpredictable name (/imgpar-<pid>-<n>-<16 random hex digits>), unlinked
+at once, so no /dev/shm/imgpar-* name is visible for more than an instant.
+
+An LD_PRELOAD shim (shim.c) logs every shm_open (name, flags, mode, the
+object's mode from fstat) and shm_unlink; a thread polls /dev/shm during
+the runs.
+
+usage: test_shm.py IMGPAR SAMPLES CONFORMANCE SHIM
+"""
+import os
+import re
+import subprocess
+import sys
+import threading
+import time
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from hutil import check, expect, main, run  # noqa: E402
+
+O_CREAT, O_EXCL, O_RDWR = 0o100, 0o200, 0o2
+
+
+class Poller(threading.Thread):
+    """Lists /dev/shm as fast as it can; records first and last sighting of
+    every imgpar-* name."""
+
+    def __init__(self):
+        super().__init__(daemon=True)
+        self.seen = {}
+        self.polls = 0
+        self.stop = threading.Event()
+
+    def run(self):
+        while not self.stop.is_set():
+            now = time.monotonic()
+            for n in os.listdir("/dev/shm"):
+                if n.startswith("imgpar"):
+                    first, _ = self.seen.get(n, (now, now))
+                    self.seen[n] = (first, now)
+            self.polls += 1
+
+
+def check_shm_lifetime(env):
+    gen = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pipeline", "gen_images.py")
+    d = os.path.join(env.tmp, "many")
+    subprocess.run(["/usr/bin/python3", gen, d, "--medium", "24"], check=True, stdout=subprocess.DEVNULL)
+    log = os.path.join(env.tmp, "shim.log")
+    before = {n for n in os.listdir("/dev/shm") if n.startswith("imgpar")}
+    randoms = set()
+    pids = set()
+    poller = Poller()
+    poller.start()
+    runs = 0
+    for i in range(6):
+        if os.path.exists(log):
+            os.unlink(log)
+        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log)
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        out = env.fresh_dir("out")
+        p = subprocess.Popen([env.imgpar, "--procs", "-j", "2", d, out], env=e,
+                             stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        _, err = p.communicate(timeout=120)
+        check(p.returncode == 0, "exit %d: %s" % (p.returncode, err.decode()))
+        with open(log) as f:
+            ev = [l.split() for l in f.read().splitlines()]
+        opens = [x for x in ev if x[0] == "shm_open"]
+        unlinks = [x for x in ev if x[0] == "shm_unlink"]
+        check(len(opens) == 1, "expected one shm_open, got %s" % opens)
+        name, flags, mode, st_mode, t_open = opens[0][1], int(opens[0][2], 16), opens[0][3], opens[0][4], \
+            int(opens[0][5])
+        m = re.fullmatch(r"/imgpar-(\d+)-(\d+)-([0-9a-f]{16})", name)
+        check(m and int(m.group(1)) == p.pid, "name %s does not follow /imgpar-<pid %d>-<n>-<random>" % (
+            name, p.pid))
+        randoms.add(m.group(3))
+        check(flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL), "shm_open flags %#x lack O_CREAT|O_EXCL" % flags)
+        check(flags & 3 == O_RDWR, "shm_open flags %#x" % flags)
+        check(mode == "600" and st_mode == "600", "mode %s, object mode %s, expected 600" % (mode, st_mode))
+        check([x[1] for x in unlinks] == [name], "unlinks %s, expected exactly %s" % (unlinks, name))
+        gap = (int(unlinks[0][2]) - t_open) / 1e6
+        check(0 <= gap < 500, "unlinked %.1f ms after creation" % gap)
+        # Unlinked before any work: before the first output is even created.
+        order = [x[0] for x in ev]
+        check("tmpfile" in order and order.index("shm_unlink") < order.index("tmpfile"),
+              "the name outlived the start of work: %s" % order[:6])
+        pids.add(str(p.pid))
+        runs += 1
+    poller.stop.set()
+    poller.join()
+    check(len(randoms) == runs, "random parts repeat across runs: %s" % randoms)
+    # Names of these runs only (other imgpar processes may run meanwhile);
+    # 0.5 s: a loaded machine may deschedule imgpar between the two calls.
+    mine = {n: v for n, v in poller.seen.items() if n.split("-")[1:2] and n.split("-")[1] in pids}
+    long_lived = {n: (b - a) for n, (a, b) in mine.items() if b - a > 0.5}
+    check(not long_lived, "names visible in /dev/shm for more than 0.5 s: %s" % long_lived)
+    left = {n for n in os.listdir("/dev/shm") if n.startswith("imgpar")} - before
+    check(not left, "left in /dev/shm: %s" % left)
+    check(poller.polls > 100, "only %d polls of /dev/shm" % poller.polls)
+    print("  %d runs, %d polls of /dev/shm, %d of their names glimpsed (each < 0.5 s), created O_EXCL 0600" % (
+        runs, poller.polls, len(mine)))
+
+
+def check_threads_use_no_shm(env):
+    """--threads and --serial keep pixels in private memory: no shm_open at all."""
+    log = os.path.join(env.tmp, "shim.log")
+    for opts in (["--threads"], ["--serial"]):
+        if os.path.exists(log):
+            os.unlink(log)
+        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log)
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        out = env.fresh_dir("out")
+        expect(run(env.imgpar, *opts, env.sample("gray8.png"), out, env=e), 0)
+        ev = open(log).read() if os.path.exists(log) else ""
+        check("shm_open" not in ev, "%s opened shared memory: %s" % (opts, ev))
+
+
+if __name__ == "__main__":
+    main([check_shm_lifetime, check_threads_use_no_shm])
