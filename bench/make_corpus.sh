@@ -6,13 +6,14 @@
 #
 #   bench/make_corpus.sh [OUTDIR]          (default: bench/corpus)
 #
-# OUTDIR/jpeg/  the package's 15 JPEGs, unchanged: photographs (nature/),
-#               the Elephants artwork at three sizes up to 5640x3172 (three
-#               of the JPEGs are progressive), 68 MP in all.
-# OUTDIR/png/   the package's 15 PNGs, unchanged (digital art, RGB/RGBA/LA,
-#               32 MP), plus the 12 nature photographs re-encoded losslessly
-#               as PNG (photo-*.png, Pillow, level 6) so the PNG half holds
-#               photographic content too; 79 MP in all.
+# OUTDIR/jpeg/  the package's 16 JPEGs, unchanged: 12 nature photographs,
+#               one more photo, and the Elephants artwork at three sizes up
+#               to 5640x3172; five are progressive. 68.0 MP, 32.9 MB.
+# OUTDIR/png/   the package's 14 PNGs, unchanged (digital art: RGB, RGBA
+#               with large semi-transparent areas, gray+alpha; 31.9 MP),
+#               plus the 12 nature photographs re-encoded losslessly as PNG
+#               (photo-*.png, Pillow, level 6) so the PNG half holds
+#               photographic content too. 69.4 MP, 44.0 MB.
 #
 # Needs: apt-get (the .deb is fetched with `apt-get download`, not
 # installed; set MATE_BACKGROUNDS_DEB=/path/to.deb to use a copy you have),
