@@ -61,12 +61,6 @@ static void serial_fini(struct ip_exec *ex)
     free(ex);
 }
 
-static long serial_rss(struct ip_exec *ex)
-{
-    (void)ex;
-    return 0;
-}
-
 const struct ip_exec_ops ip__exec_serial_ops = {
     .name = "serial",
     .init = serial_init,
@@ -74,5 +68,4 @@ const struct ip_exec_ops ip__exec_serial_ops = {
     .wait = serial_wait,
     .cancel = serial_cancel,
     .fini = serial_fini,
-    .worker_peak_rss_kb = serial_rss,
 };

@@ -143,12 +143,6 @@ static void threads_fini(struct ip_exec *ex)
     free(ex);
 }
 
-static long threads_rss(struct ip_exec *ex)
-{
-    (void)ex;
-    return 0;
-}
-
 const struct ip_exec_ops ip__exec_threads_ops = {
     .name = "threads",
     .init = threads_init,
@@ -156,5 +150,4 @@ const struct ip_exec_ops ip__exec_threads_ops = {
     .wait = threads_wait,
     .cancel = threads_cancel,
     .fini = threads_fini,
-    .worker_peak_rss_kb = threads_rss,
 };

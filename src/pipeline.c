@@ -435,7 +435,7 @@ out:
     for (int s = 0; s < IP_STAGE_COUNT; s++)
         p->stats.busy_ns[s] = atomic_load(&p->busy_ns[s]);
     p->stats.peak_rss_kb = ip_peak_rss_kb();
-    p->stats.worker_peak_rss_kb = p->ops->worker_peak_rss_kb(p->ex);
+    p->stats.worker_peak_rss_kb = p->ops->worker_peak_rss_kb ? p->ops->worker_peak_rss_kb(p->ex) : 0;
     p->stats.jobs = p->cfg.jobs;
     p->stats.io_threads = p->cfg.io_threads;
     p->stats.writers = p->cfg.writers;

@@ -69,7 +69,7 @@ struct ip_exec_ops {
     void (*cancel)(struct ip_exec *ex);
     /* Stops and reaps every worker; frees ex. */
     void (*fini)(struct ip_exec *ex);
-    /* Peak RSS (KiB) seen in worker processes; 0 for in-process executors. */
+    /* Peak RSS (KiB) seen in worker processes; NULL for in-process executors. */
     long (*worker_peak_rss_kb)(struct ip_exec *ex);
 };
 
