@@ -142,13 +142,49 @@ static int jpeg_has_eoi(const uint8_t *data, size_t len)
  * table, loop forever or read uninitialised memory are refused here before
  * stb sees them; everything else is left to stb's own checks. */
 
-/* A DHT segment whose 16 code counts add up to more than 256 overflows
- * stb's Huffman tables. Walks the marker segments the way stb does (junk
- * and entropy-coded bytes are scanned one at a time, segments skipped by
- * their length) and checks every table of every DHT. */
-static int jpeg_tables_ok(const uint8_t *d, size_t len)
+/* Checks the marker segments the way stb walks them (junk and
+ * entropy-coded bytes are scanned one at a time, segments skipped by their
+ * length). Returns 0 if stb can take the data, or one of:
+ * - JPEG_BAD_DHT: a DHT table whose 16 code counts add up to more than 256
+ *   (overflows stb's Huffman tables);
+ * - JPEG_NO_TABLE: a scan, before the first EOI, that decodes with a
+ *   Huffman table no DHT has defined yet (stb decodes with its
+ *   uninitialised table and reads past maxcode[]). Baseline scans use both
+ *   tables of each component; progressive DC first scans the DC table,
+ *   AC scans the AC table, DC refinement none. */
+enum { JPEG_BAD_DHT = 1, JPEG_NO_TABLE = 2 };
+
+static int jpeg_scan_tables_ok(const uint8_t *d, size_t len, size_t pos, int progressive,
+                               const uint8_t defined[2][4])
 {
+    size_t p = pos + 4, i, ns;
+    unsigned ss, ah;
+
+    if (pos + 5 > len)
+        return 1;                   /* stb fails reading the header */
+    ns = d[pos + 4];
+    if (p + 1 + 2 * ns + 3 > len)
+        return 1;
+    ss = d[p + 1 + 2 * ns];
+    ah = d[p + 1 + 2 * ns + 2] >> 4;
+    for (i = 0; i < ns; i++) {
+        unsigned td = d[p + 2 + 2 * i] >> 4, ta = d[p + 2 + 2 * i] & 15;
+        int need_dc = !progressive || (ss == 0 && ah == 0);
+        int need_ac = !progressive || ss != 0;
+
+        if (td > 3 || ta > 3)
+            return 1;               /* stb refuses the selector itself */
+        if ((need_dc && !defined[0][td]) || (need_ac && !defined[1][ta]))
+            return 0;
+    }
+    return 1;
+}
+
+static int jpeg_guard(const uint8_t *d, size_t len)
+{
+    uint8_t defined[2][4] = {{0}};
     size_t pos = 2;
+    int sof = 0, progressive = 0, ended = 0;
 
     while (pos + 1 < len) {
         uint8_t m;
@@ -163,31 +199,42 @@ static int jpeg_tables_ok(const uint8_t *d, size_t len)
             pos++;
             continue;
         }
+        if (m == 0xd9)
+            ended = 1;              /* stb decodes nothing after it */
         if (m == 0x00 || m == 0x01 || (m >= 0xd0 && m <= 0xd9)) {
             pos += 2;               /* stuffed byte, TEM, RSTn, SOI, EOI */
             continue;
         }
         if (pos + 4 > len)
-            return 1;
+            return 0;
         seg = (size_t)d[pos + 2] << 8 | d[pos + 3];
         end = pos + 2 + seg;
+        if (!sof && (m == 0xc0 || m == 0xc1 || m == 0xc2)) {
+            sof = 1;                /* stb reads the first frame header only */
+            progressive = m == 0xc2;
+        }
+        if (m == 0xda && sof && !ended && !jpeg_scan_tables_ok(d, len, pos, progressive, defined))
+            return JPEG_NO_TABLE;
         if (m == 0xc4) {
             /* Like stb: tables while the segment has bytes left, reading
              * 0 past the end of the data. */
             long left = (long)seg - 2;
             for (p = pos + 4; left > 0;) {
-                unsigned n = 0, i;
+                unsigned n = 0, i, q = p < len ? d[p] : 0;
+                if (q >> 4 > 1 || (q & 15) > 3)
+                    return 0;       /* stb refuses the table class or index */
                 for (i = 1; i <= 16; i++)
                     n += p + i < len ? d[p + i] : 0;
                 if (n > 256)
-                    return 0;
+                    return JPEG_BAD_DHT;
+                defined[q >> 4][q & 15] = 1;
                 p += 17 + n;
                 left -= 17 + (long)n;
             }
         }
         pos = seg < 2 ? pos + 2 : end;
     }
-    return 1;
+    return 0;
 }
 
 static size_t next_line(const uint8_t *d, size_t len, size_t pos)
@@ -256,7 +303,7 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     stbi_uc *pixels = NULL;
     stbi_us *pixels16 = NULL;
     uint8_t *patched = NULL;   /* truncated JPEG with an EOI appended */
-    int w, h, comp, n = 0, rc, sixteen, truncated = 0;
+    int w, h, comp, n = 0, rc, sixteen, truncated = 0, guard;
     size_t i, count;
 
     /* Per-thread settings: stored colours as they are, no iPhone BGR swap. */
@@ -274,8 +321,9 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
      * tables (and overflows them), and a cut PNG or JPEG gets its reason. */
     if (fmt == IP_FORMAT_PNG && !png_chunks_complete(data, len))
         return ip_error_set(err, IP_ETRUNC, "truncated PNG data");
-    if (fmt == IP_FORMAT_JPEG && !jpeg_tables_ok(data, len))
-        return ip_error_set(err, IP_ECORRUPT, "%s: bad DHT header", what);
+    if (fmt == IP_FORMAT_JPEG && (guard = jpeg_guard(data, len)) != 0)
+        return ip_error_set(err, IP_ECORRUPT, "%s: %s", what,
+                            guard == JPEG_BAD_DHT ? "bad DHT header" : "scan uses an undefined Huffman table");
     if (fmt == IP_FORMAT_JPEG && !jpeg_has_eoi(data, len)) {
         if (!opts->allow_truncated)
             return ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
@@ -291,7 +339,7 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         len += 2;
         truncated = 1;
         /* stb reads the appended EOI as table data too. */
-        if (!jpeg_tables_ok(data, len)) {
+        if (jpeg_guard(data, len) != 0) {
             rc = ip_error_set(err, IP_ETRUNC, "truncated JPEG data");
             goto done;
         }

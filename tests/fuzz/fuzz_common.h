@@ -21,6 +21,17 @@
 #define FUZZ_MAX_PIXELS (4u << 20)
 #define FUZZ_MAX_DIM 4096u
 
+/* Under ASan, every allocation is filled with 0xbe (ASan's default fill
+ * covers only the first 4 KiB), so that code reading uninitialised heap
+ * memory fails the same way on every run instead of depending on what an
+ * earlier input left there. ASAN_OPTIONS still overrides it. Included by
+ * exactly one file of each target. */
+const char *__asan_default_options(void);
+const char *__asan_default_options(void)
+{
+    return "max_malloc_fill_size=268435456";
+}
+
 #define FUZZ_ASSERT(cond)                                                          \
     do {                                                                           \
         if (!(cond)) {                                                             \

@@ -4,11 +4,16 @@
 usage: fuzz_run.py replay TARGET DIR...
          Runs TARGET once on every file of the DIRs (crash regressions and
          seeds): each must pass its invariants. Fails if there is no file.
-       fuzz_run.py smoke TARGET SECONDS DIR...
-         Fuzzes for SECONDS from the DIRs' files (read only: new inputs go
-         to a temporary corpus), then prints the executions and coverage.
-         Fails on any crash, leak, timeout or too few executions; a crash
-         input is kept in the build directory (printed).
+       fuzz_run.py smoke TARGET RUNS SECONDS DIR...
+         Fuzzes RUNS inputs (at most SECONDS) from the DIRs' files (read
+         only: new inputs go to a temporary corpus) with a fixed seed,
+         IMGPAR_FUZZ_SEED or 1, then prints the executions and coverage.
+         With a fixed seed the inputs tried are the same on every run (a
+         run cut short by SECONDS tries a prefix of them), so a CI run
+         cannot fail on a new find: new bugs are for the long runs of
+         README.md (IMGPAR_FUZZ_SEED=0: a random seed). Fails on any
+         crash, leak, timeout or too few executions; a crash input is kept
+         in the build directory (printed).
 """
 import os
 import re
@@ -49,15 +54,16 @@ def main():
         return
     if mode != "smoke":
         sys.exit("unknown mode %s" % mode)
-    seconds = int(sys.argv[3])
-    seeds = [d for d in sys.argv[4:] if os.path.isdir(d)]   # a target may have no regressions yet
+    runs, seconds = int(sys.argv[3]), int(sys.argv[4])
+    seed = int(os.environ.get("IMGPAR_FUZZ_SEED", "1"))
+    seeds = [d for d in sys.argv[5:] if os.path.isdir(d)]   # a target may have no regressions yet
     work = tempfile.mkdtemp(prefix="imgpar-fuzz-%s-" % name)
     corpus = os.path.join(work, "corpus")
     os.makedirs(corpus)
     crashes = os.path.join(os.path.dirname(target), "fuzz-artifacts")
     os.makedirs(crashes, exist_ok=True)
     cmd = [target, corpus] + seeds + [
-        "-max_total_time=%d" % seconds, "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
+        "-seed=%d" % seed, "-runs=%d" % runs, "-max_total_time=%d" % seconds, "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
         "-max_len=65536",
         "-print_final_stats=1", "-artifact_prefix=%s/%s-" % (crashes, name)]
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -72,8 +78,8 @@ def main():
     if not execs or int(execs.group(1)) < 100:
         print(log[-4000:])
         sys.exit("FAIL: %s: too few executions" % name)
-    print("ok: %s: %s executions in %d s, coverage %s edges, %s features" % (
-        name, execs.group(1), seconds, cov[-1][0] if cov else "?", cov[-1][1] if cov else "?"))
+    print("ok: %s: seed %d, %s executions (of %d, at most %d s), coverage %s edges, %s features" % (
+        name, seed, execs.group(1), runs, seconds, cov[-1][0] if cov else "?", cov[-1][1] if cov else "?"))
 
 
 if __name__ == "__main__":
