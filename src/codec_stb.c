@@ -12,11 +12,14 @@
  *   checked against the limits before stb allocates any pixels. stb decodes
  *   into its own buffer with the file's own channel layout (req_comp 0, which
  *   keeps gray+tRNS PNGs as gray+alpha like libpng); the pixels are then
- *   copied into the caller's allocation and stb's buffer freed.
+ *   copied into the caller's allocation and stb's buffer freed. stb gives
+ *   every GIF as RGBA: a first frame without a transparent pixel is copied
+ *   as RGB, so an opaque GIF is written without an alpha channel.
  * - 16-bit PNGs are decoded at 16 bits and reduced exactly like libpng's
  *   png_set_scale_16, so both PNG decoders give identical bytes.
  * - Guards below refuse inputs that trip bugs of stb_image 2.27 (Huffman
- *   table overflow, endless loops and uninitialised reads on damaged HDR).
+ *   table overflow, scans decoded with tables never defined, endless loops
+ *   and uninitialised reads on damaged HDR).
  *   They run before stb parses anything, stbi_info included: it already
  *   builds JPEG Huffman tables. The TGA probe never lets stb see data it
  *   would take for a JPEG (FF... D8), which those guards have not checked.
@@ -296,6 +299,14 @@ static int hdr_pixels_ok(const uint8_t *d, size_t len, int w, int h)
     return 1;
 }
 
+static int all_opaque(const stbi_uc *rgba, size_t count)
+{
+    for (size_t i = 0; i < count; i++)
+        if (rgba[4 * i + 3] != 255)
+            return 0;
+    return 1;
+}
+
 int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
                    const struct ip_decode_opts *opts, struct ip_image *out, struct ip_error *err)
 {
@@ -303,7 +314,7 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
     stbi_uc *pixels = NULL;
     stbi_us *pixels16 = NULL;
     uint8_t *patched = NULL;   /* truncated JPEG with an EOI appended */
-    int w, h, comp, n = 0, rc, sixteen, truncated = 0, guard;
+    int w, h, comp, n = 0, rc, sixteen, truncated = 0, guard, opaque_gif;
     size_t i, count;
 
     /* Per-thread settings: stored colours as they are, no iPhone BGR swap. */
@@ -382,13 +393,19 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
         rc = ip_error_set(err, IP_EUNSUP, "%s: unsupported %d-channel image", what, n);
         goto done;
     }
-    rc = ip__pixels_alloc(opts, out, (uint32_t)w, (uint32_t)h, (uint32_t)n, err);
+    /* stb gives every GIF as RGBA; one with no transparent pixel in its
+     * first frame is RGB. */
+    opaque_gif = fmt == IP_FORMAT_GIF && n == 4 && pixels && all_opaque(pixels, (size_t)w * (size_t)h);
+    rc = ip__pixels_alloc(opts, out, (uint32_t)w, (uint32_t)h, opaque_gif ? 3u : (uint32_t)n, err);
     if (rc)
         goto done;
     count = out->stride * out->height;
     if (sixteen) {
         for (i = 0; i < count; i++)
             out->pixels[i] = ip__scale_16_to_8(pixels16[i]);
+    } else if (opaque_gif) {
+        for (i = 0; i < (size_t)w * (size_t)h; i++)
+            memcpy(out->pixels + 3 * i, pixels + 4 * i, 3);
     } else {
         memcpy(out->pixels, pixels, count);
     }

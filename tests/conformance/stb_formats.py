@@ -3,7 +3,8 @@
 
     stb_formats.py CODEC_TOOL SCRATCH_DIR
 
-BMP (24-bit, 8-bit palette), GIF (first frame of two), TGA (RGB, RGBA, gray,
+BMP (24-bit, 8-bit palette), GIF (first frame of two; opaque as RGB,
+with a transparent colour as RGBA), TGA (RGB, RGBA, gray,
 RLE), PPM/PGM (P6/P5) are written by Pillow from known pixels; PSD (raw RGB)
 and Radiance HDR (flat RGBE) are written here. Each must be detected as its
 format and decode to the known pixels (HDR: stb's tone mapping,
@@ -42,7 +43,7 @@ def decode(path, timeout=60):
     return data.reshape(int(h), int(w), int(c)), fmt, r.stdout
 
 
-def check(path, want_fmt, want, tolerance=0):
+def check(path, want_fmt, want, tolerance=0, alpha_only_where_opaque=False):
     global checked
     checked += 1
     got, fmt, msg = decode(path)
@@ -55,6 +56,10 @@ def check(path, want_fmt, want, tolerance=0):
     if got.shape != want.shape:
         fail('%s: shape %s, want %s' % (name, got.shape, want.shape))
         return
+    if alpha_only_where_opaque:
+        # The colour under alpha 0 is not defined: compare it where it shows.
+        shows = want[:, :, 3:] != 0
+        got = np.where(shows, got, want)
     diff = np.abs(got.astype(np.int32) - want.astype(np.int32))
     if diff.max() > tolerance:
         fail('%s: max diff %d (%d samples off)' % (name, diff.max(), int(np.sum(diff > tolerance))))
@@ -82,14 +87,23 @@ def main():
     Image.fromarray(gray[:, :, 0], 'L').save(p('gray.bmp'))
     check(p('gray.bmp'), 'bmp', np.repeat(gray, 3, axis=2))
 
-    # GIF: first frame of two, as RGBA.
+    # GIF: first frame of two. Without transparency it is RGB (stb gives
+    # RGBA; imgpar drops the all-opaque alpha), with a transparent colour
+    # RGBA, transparent pixels at alpha 0.
     pal = Image.fromarray(rgb, 'RGB').quantize(colors=64)
     other = Image.fromarray(pattern(13, 7, 3, 9), 'RGB').quantize(colors=64)
     pal.save(p('anim.gif'), save_all=True, append_images=[other], duration=100, loop=0)
     with Image.open(p('anim.gif')) as im:
         im.seek(0)
-        first = np.asarray(im.convert('RGBA'))
+        first = np.asarray(im.convert('RGB'))
     check(p('anim.gif'), 'gif', first)
+    idx = np.asarray(pal).copy()
+    pal.save(p('transparent.gif'), transparency=int(idx[0, 0]))
+    want = np.concatenate([np.asarray(pal.convert('RGB')),
+                           np.where(idx == idx[0, 0], 0, 255).astype(np.uint8)[:, :, None]], axis=2)
+    if int(np.sum(want[:, :, 3] == 0)) == 0:
+        fail('transparent.gif: the test image has no transparent pixel')
+    check(p('transparent.gif'), 'gif', want, alpha_only_where_opaque=True)
 
     # TGA: RGB, RGBA, gray, and RLE-compressed RGB.
     Image.fromarray(rgb, 'RGB').save(p('rgb.tga'))
@@ -178,8 +192,8 @@ def main():
     if got is not None or not msg.startswith('error -'):
         fail('cut.gif: expected an error, got %s' % msg)
 
-    if checked != 12:
-        fail('checked %d files, expected 12' % checked)
+    if checked != 13:
+        fail('checked %d files, expected 13' % checked)
     print('stb_formats: %d files, %d failures' % (checked, len(failures)))
     if not failures:
         for f in os.listdir(WORK):
