@@ -300,17 +300,16 @@ static int take_bench_opt(int argc, char **argv, int *i, struct bench_opts *bo)
 }
 
 /* Splits argv into bench options (into *bo) and the rest, which goes
- * through cli_parse with a sentinel INPUT and OUTDIR appended (cli_parse
- * wants an OUTDIR; the sentinels tell whether any INPUT was given). */
+ * through cli_parse without an OUTDIR: every operand is an INPUT. */
 static void parse_args(int argc, char **argv, struct bench_opts *bo, struct cli_options *o)
 {
-    static char sentinel_in[] = "\x01imgpar-bench-input", sentinel_out[] = "\x01imgpar-bench-outdir";
     static char argv0[] = "imgpar bench";
-    char **rest = calloc((size_t)argc + 3, sizeof *rest);
+    char **rest = calloc((size_t)argc + 1, sizeof *rest);
     int n = 0, i;
 
     if (!rest)
         cli_oom();
+    cli_set_usage_command("imgpar bench");
     memset(bo, 0, sizeof *bo);
     bo->repeat = 3;
     bo->warmup = 1;
@@ -332,16 +331,11 @@ static void parse_args(int argc, char **argv, struct bench_opts *bo, struct cli_
         if (!take_bench_opt(argc, argv, &i, bo))
             rest[n++] = argv[i];
     }
-    rest[n++] = sentinel_in;
-    rest[n++] = sentinel_out;
     rest[n] = NULL;
     bo->rest = rest;
 
     optind = 1;
-    cli_parse(n, rest, o);
-    if (o->n_inputs < 1 || o->inputs[o->n_inputs - 1] != sentinel_in)
-        cli_die_usage("bench: cannot tell the INPUTs apart (put options before them)");
-    o->n_inputs--;
+    cli_parse(n, rest, 0, o);
     if (o->n_inputs < 1)
         cli_die_usage("bench: need at least one INPUT");
     if (o->show_stats || o->dry_run || o->skip_existing || o->files_from || o->report_path)

@@ -53,8 +53,13 @@ struct cli_options {
 void cli_die_usage(const char *fmt, ...) __attribute__((format(printf, 1, 2), noreturn));
 long cli_parse_int(const char *opt, const char *s, long lo, long hi);
 uint64_t cli_parse_size(const char *opt, const char *s);
-/* Parses argv into *o; prints help/version and exits, or exits 2 on a usage error. */
-void cli_parse(int argc, char **argv, struct cli_options *o);
+/* Parses argv into *o; prints help/version and exits, or exits 2 on a usage
+ * error. with_outdir: the last operand is OUTDIR (imgpar); 0: every operand
+ * is an INPUT and o->outdir stays NULL (imgpar bench). */
+void cli_parse(int argc, char **argv, int with_outdir, struct cli_options *o);
+/* The command named in "Try 'COMMAND --help'" after a usage error
+ * (default "imgpar"). */
+void cli_set_usage_command(const char *command);
 /* Prints "imgpar: out of memory" and exits 3. */
 void cli_oom(void) __attribute__((noreturn));
 

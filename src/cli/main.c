@@ -79,7 +79,7 @@ int main(int argc, char **argv)
 
     if (argc > 1 && !strcmp(argv[1], "bench"))
         return cli_bench_main(argc - 1, argv + 1);
-    cli_parse(argc, argv, &o);
+    cli_parse(argc, argv, 1, &o);
     ip_pipeline_config_resolve(&o.cfg);
     memset(&plan, 0, sizeof plan);
     if (o.files_from)

@@ -175,6 +175,20 @@ static const struct option long_opts[] = {
 };
 
 
+/* The command whose --help a usage error points to. */
+static const char *usage_command = "imgpar";
+
+void cli_set_usage_command(const char *command)
+{
+    usage_command = command;
+}
+
+static void __attribute__((noreturn)) try_help(void)
+{
+    fprintf(stderr, "Try '%s --help' for more information.\n", usage_command);
+    exit(EXIT_USAGE);
+}
+
 void cli_die_usage(const char *fmt, ...)
 {
     va_list ap;
@@ -182,8 +196,8 @@ void cli_die_usage(const char *fmt, ...)
     va_start(ap, fmt);
     vfprintf(stderr, fmt, ap);
     va_end(ap);
-    fputs("\nTry 'imgpar --help' for more information.\n", stderr);
-    exit(EXIT_USAGE);
+    fputc('\n', stderr);
+    try_help();
 }
 
 long cli_parse_int(const char *opt, const char *s, long lo, long hi)
@@ -260,7 +274,7 @@ void cli_oom(void)
     exit(EXIT_NO_START);
 }
 
-void cli_parse(int argc, char **argv, struct cli_options *o)
+void cli_parse(int argc, char **argv, int with_outdir, struct cli_options *o)
 {
     struct ip_chain chain;
     int opt, any_chain = 0;
@@ -366,8 +380,7 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
         case OPT_SHARD: parse_shard(optarg, o); break;
         case OPT_REPORT: o->report_path = optarg; break;
         default:
-            fputs("Try 'imgpar --help' for more information.\n", stderr);
-            exit(EXIT_USAGE);
+            try_help();
         }
     }
     if (any_chain && o->cfg.no_filter)
@@ -376,14 +389,17 @@ void cli_parse(int argc, char **argv, struct cli_options *o)
         o->cfg.chain = chain;
     if (o->null_sep && !o->files_from)
         cli_die_usage("-0/--null only applies to --files-from");
+    o->inputs = argv + optind;
+    o->n_inputs = argc - optind;
+    if (!with_outdir)
+        return;
     if (o->files_from) {
         if (argc - optind != 1)
             cli_die_usage("with --files-from, give only OUTDIR (the inputs come from the list)");
     } else if (argc - optind < 2) {
         cli_die_usage("need at least one INPUT and an OUTDIR");
     }
-    o->inputs = argv + optind;
-    o->n_inputs = argc - optind - 1;
+    o->n_inputs--;
     o->outdir = argv[argc - 1];
     if (!*o->outdir)
         cli_die_usage("OUTDIR is empty");

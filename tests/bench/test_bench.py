@@ -272,6 +272,10 @@ def case_usage_errors():
                  ["--jobs", "2", "--max-jobs", "4", SAMPLES], [], ["--blur", "0", SAMPLES]):
         rc, so, se = bench(*args, scratch=scratch)
         check(rc == 2, "%r: exit %d (wanted 2)\n%s" % (args, rc, se))
+        check("Try 'imgpar bench --help'" in se, "%r: the usage error does not point to bench's help:\n%s"
+              % (args, se))
+    rc, so, se = bench("--bogus-option", SAMPLES, scratch=scratch)
+    check(rc == 2 and "Try 'imgpar bench --help'" in se, "unknown option: exit %d\n%s" % (rc, se))
     assert_scratch_clean(scratch)
     rc, so, se = bench("--help")
     check(rc == 0 and "--strategies" in so, "--help")

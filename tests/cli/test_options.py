@@ -48,6 +48,8 @@ def usage_error(env, *args, mention=None, outdir=True):
     expect_rc(r, 2)
     check(r.err.strip() != "", "usage error without a message\n" + r.describe())
     check(r.out == "", "usage error wrote to stdout\n" + r.describe())
+    check(r.err.rstrip().endswith("Try 'imgpar --help' for more information."),
+          "usage error does not end with the pointer to --help\n" + r.describe())
     if mention:
         check(mention in r.err, "stderr does not mention %r\n%s" % (mention, r.describe()))
     check(not os.path.exists(out), "usage error created OUTDIR\n" + r.describe())
