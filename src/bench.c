@@ -90,16 +90,6 @@ struct ip_bench {
 
 /* ---- small helpers ---- */
 
-const char *ip_bench_split_name(enum ip_split split)
-{
-    switch (split) {
-    case IP_SPLIT_AUTO: return "auto";
-    case IP_SPLIT_IMAGE: return "image";
-    case IP_SPLIT_STRIPS: return "strips";
-    }
-    return "unknown";
-}
-
 static int cmp_int(const void *a, const void *b)
 {
     int x = *(const int *)a, y = *(const int *)b;
@@ -938,7 +928,7 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
         const struct ip_bench_result *r = &rep->results[i];
         for (int k = 0; k < r->n_samples; k++) {
             const struct ip_bench_sample *s = &r->samples[k];
-            fprintf(f, "%s,%s,%d,%d,%d,%d,%d", ip_exec_name(r->exec), ip_bench_split_name(r->split),
+            fprintf(f, "%s,%s,%d,%d,%d,%d,%d", ip_exec_name(r->exec), ip_split_name(r->split),
                     r->jobs, r->oversubscribed, k, s->warmup, s->status);
             csv_num(f, s->wall_s);
             csv_num(f, s->cpu_s);
@@ -1092,7 +1082,7 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
         const struct ip_bench_result *r = &rep->results[i];
         fprintf(f, "%s\n    {", i ? "," : "");
         json_kv_str(f, "strategy", ip_exec_name(r->exec), 1);
-        json_kv_str(f, "split", ip_bench_split_name(r->split), 1);
+        json_kv_str(f, "split", ip_split_name(r->split), 1);
         json_kv_int(f, "jobs", (long long)r->jobs, 1);
         fprintf(f, "\"oversubscribed\": %s, ", r->oversubscribed ? "true" : "false");
         json_kv_int(f, "status", (long long)r->status, 1);
@@ -1330,7 +1320,7 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
 
         fprintf(f, "<path class=\"series\" data-strategy=\"%s\" data-split=\"%s\" stroke=\"%s\" "
                    "stroke-width=\"2.2\" stroke-dasharray=\"%s\" fill=\"none\" d=\"",
-                ip_exec_name(r0->exec), ip_bench_split_name(r0->split), col, split_dash(r0->split));
+                ip_exec_name(r0->exec), ip_split_name(r0->split), col, split_dash(r0->split));
         if (r0->exec == IP_EXEC_SERIAL) {
             /* serial ignores -j: its j=1 time as a flat reference line. */
             fprintf(f, "M %.1f %.1f H %d", XP(1), YP(1), PX1);
@@ -1355,12 +1345,12 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
                 fprintf(f, "<rect x=\"%.1f\" y=\"%.1f\" width=\"7\" height=\"7\" fill=\"white\" stroke=\"%s\" "
                            "stroke-width=\"2\"><title>%s/%s j=%d: %.2fx, %.3f s</title></rect>\n",
                         XP(r->jobs) - 3.5, YP(r->speedup) - 3.5, col, ip_exec_name(r->exec),
-                        ip_bench_split_name(r->split), r->jobs, r->speedup, r->median_s);
+                        ip_split_name(r->split), r->jobs, r->speedup, r->median_s);
             else
                 fprintf(f, "<circle cx=\"%.1f\" cy=\"%.1f\" r=\"4\" fill=\"%s\"><title>%s/%s j=%d: %.2fx, "
                            "%.3f s</title></circle>\n",
                         XP(r->jobs), YP(r->speedup), col, ip_exec_name(r->exec),
-                        ip_bench_split_name(r->split), r->jobs, r->speedup, r->median_s);
+                        ip_split_name(r->split), r->jobs, r->speedup, r->median_s);
         }
     }
     /* Legend, below the plot in two columns. */
@@ -1376,7 +1366,7 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
         fprintf(f, "<path d=\"M %d %d h 28\" stroke=\"%s\" stroke-width=\"2.2\" stroke-dasharray=\"%s\"/>"
                    "<text x=\"%d\" y=\"%d\">%s/%s%s</text>\n",
                 lx, ly, exec_colour(r0->exec), split_dash(r0->split), lx + 36, ly + 4, ip_exec_name(r0->exec),
-                ip_bench_split_name(r0->split), r0->exec == IP_EXEC_SERIAL ? " (j=1 only, flat)" : "");
+                ip_split_name(r0->split), r0->exec == IP_EXEC_SERIAL ? " (j=1 only, flat)" : "");
     }
     fputs("</g>\n", f);
 
@@ -1401,11 +1391,11 @@ int ip_bench_write_svg(FILE *f, const struct ip_bench_report *rep)
             continue;
         r = &rep->results[best[k]];
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\">%s/%s</text>\n", BX0 - 8, y + 10,
-                ip_exec_name(r->exec), ip_bench_split_name(r->split));
+                ip_exec_name(r->exec), ip_split_name(r->split));
         fprintf(f, "<text x=\"%d\" y=\"%d\" text-anchor=\"end\" font-size=\"11\" fill=\"#444\">j=%d, %.3f s</text>\n",
                 BX0 - 8, y + 24, r->jobs, r->median_s);
         fprintf(f, "<g class=\"bar\" data-strategy=\"%s\" data-split=\"%s\" data-jobs=\"%d\">\n",
-                ip_exec_name(r->exec), ip_bench_split_name(r->split), r->jobs);
+                ip_exec_name(r->exec), ip_split_name(r->split), r->jobs);
         for (int s = IP_STAGE_READ; s <= IP_STAGE_WRITE; s++) {
             double w = ns_s(r->busy_ns[s]) / bar_max * (BX1 - BX0);
             if (w <= 0)

@@ -56,6 +56,16 @@ static int online_cpus(void)
     return n > 0 ? (int)n : 1;
 }
 
+const char *ip_split_name(enum ip_split split)
+{
+    switch (split) {
+    case IP_SPLIT_AUTO: return "auto";
+    case IP_SPLIT_IMAGE: return "image";
+    case IP_SPLIT_STRIPS: return "strips";
+    }
+    return "unknown";
+}
+
 void ip_pipeline_config_default(struct ip_pipeline_config *c)
 {
     memset(c, 0, sizeof *c);

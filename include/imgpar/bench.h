@@ -177,9 +177,6 @@ void ip_bench_destroy(struct ip_bench *bench);
 /* Describes this machine and the libraries linked in. */
 void ip_bench_machine_get(struct ip_bench_machine *machine);
 
-/* "auto", "image", "strips" (strategies: ip_exec_name). */
-const char *ip_bench_split_name(enum ip_split split);
-
 /* Writers: return 0, or IP_EIO when writing to f failed.
  * CSV: "# key: value" lines (machine, workload), a header, then one row per
  *   run (warm-ups flagged) carrying its configuration's summary columns.

@@ -43,6 +43,9 @@ enum ip_split {
     IP_SPLIT_STRIPS,    /* every image cut into horizontal bands */
 };
 
+/* "auto", "image", "strips" (executors: ip_exec_name in exec.h). */
+const char *ip_split_name(enum ip_split split);
+
 enum ip_stage {
     IP_STAGE_READ = 0,
     IP_STAGE_DECODE,

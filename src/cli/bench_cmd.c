@@ -389,7 +389,7 @@ static void on_progress(void *ctx, const struct ip_bench_progress *p)
         else
             snprintf(what, sizeof what, "run %d/%d", k - p->n_warmup + 1, p->n_runs - p->n_warmup);
         fprintf(stderr, "\r\033[K[%zu/%zu] %s split=%s j=%d%s: %s%s  elapsed %s, ETA %s", p->config + 1,
-                p->n_configs, ip_exec_name(p->result->exec), ip_bench_split_name(p->result->split),
+                p->n_configs, ip_exec_name(p->result->exec), ip_split_name(p->result->split),
                 p->result->jobs, p->result->oversubscribed ? " (oversubscribed)" : "", what,
                 p->run < p->n_runs ? "" : " done", el, eta);
     } else {
@@ -449,7 +449,7 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         if (r->start_rss_kb > start_rss)
             start_rss = r->start_rss_kb;
         runs += (uint64_t)r->n_samples;
-        fprintf(f, "%-8s %-6s %4s", ip_exec_name(r->exec), ip_bench_split_name(r->split), jtxt);
+        fprintf(f, "%-8s %-6s %4s", ip_exec_name(r->exec), ip_split_name(r->split), jtxt);
         put_num(f, 9, 3, r->min_s);
         put_num(f, 9, 3, r->median_s);
         put_num(f, 7, 2, r->median_cpu_s);
@@ -487,7 +487,7 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         const struct ip_bench_result *r = &rep->results[i];
         char jtxt[16];
         snprintf(jtxt, sizeof jtxt, "%d%s", r->jobs, r->oversubscribed ? "*" : "");
-        fprintf(f, "%-8s %-6s %4s", ip_exec_name(r->exec), ip_bench_split_name(r->split), jtxt);
+        fprintf(f, "%-8s %-6s %4s", ip_exec_name(r->exec), ip_split_name(r->split), jtxt);
         for (int s = 0; s < IP_STAGE_COUNT; s++)
             put_num(f, 11, 3, isfinite(r->median_s) ? (double)r->busy_ns[s] / 1e9 : NAN);
         fputc('\n', f);
@@ -513,11 +513,11 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
                 frugal = r;
         }
         fprintf(f, "fastest: %s split=%s -j%d, %.3f s median, %.2f images/s, %.1f MP/s\n",
-                ip_exec_name(fastest->exec), ip_bench_split_name(fastest->split), fastest->jobs,
+                ip_exec_name(fastest->exec), ip_split_name(fastest->split), fastest->jobs,
                 fastest->median_s, fastest->images_per_s, fastest->megapixels_per_s);
         if (frugal)
             fprintf(f, "fewest cores within 5%% of it: %s split=%s -j%d, %.3f s median\n",
-                    ip_exec_name(frugal->exec), ip_bench_split_name(frugal->split), frugal->jobs,
+                    ip_exec_name(frugal->exec), ip_split_name(frugal->split), frugal->jobs,
                     frugal->median_s);
     }
     if (!rep->mismatches && !rep->failed && !rep->failed_configs)
@@ -687,10 +687,10 @@ int cli_bench_main(int argc, char **argv)
         const struct ip_bench_result *r = &rep->results[i];
         if (r->status)
             fprintf(stderr, "imgpar: bench: %s split=%s -j%d failed: %s\n", ip_exec_name(r->exec),
-                    ip_bench_split_name(r->split), r->jobs, r->msg);
+                    ip_split_name(r->split), r->jobs, r->msg);
         else if (r->mismatches || r->failed)
             fprintf(stderr, "imgpar: bench: %s split=%s -j%d: %llu output mismatch%s, %llu failed file%s: %s\n",
-                    ip_exec_name(r->exec), ip_bench_split_name(r->split), r->jobs,
+                    ip_exec_name(r->exec), ip_split_name(r->split), r->jobs,
                     (unsigned long long)r->mismatches, r->mismatches == 1 ? "" : "es",
                     (unsigned long long)r->failed, r->failed == 1 ? "" : "s", r->msg);
     }

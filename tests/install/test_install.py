@@ -15,6 +15,7 @@ library never prints or exits).
 """
 import argparse
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -68,7 +69,7 @@ def main():
             "static library": os.path.join(libdir, "libimgpar.a"),
             "pkg-config file": os.path.join(libdir, "pkgconfig", "imgpar.pc"),
         }
-        for h in ("error", "image", "codec", "filter", "exec", "pipeline", "version"):
+        for h in ("error", "image", "codec", "filter", "exec", "pipeline", "version", "bench"):
             expect["header %s.h" % h] = inst(a.includedir, "imgpar", h + ".h")
         for what, path in expect.items():
             check(os.path.exists(path), "%s not installed at %s" % (what, path))
@@ -91,6 +92,20 @@ def main():
         bad = syms & {"stdout", "stderr", "printf", "vprintf", "puts", "putchar", "perror", "exit",
                       "psignal", "psiginfo", "err", "errx", "warn", "warnx", "error", "error_at_line"}
         check(p.returncode == 0 and not bad, "libimgpar.so references %s" % sorted(bad))
+
+        # It exports exactly the functions the installed headers declare:
+        # no internal ip__ helpers, no bundled stb_image.
+        declared = set()
+        for key, path in expect.items():
+            if key.startswith("header "):
+                with open(path, encoding="utf-8") as f:
+                    text = re.sub(r"/\*.*?\*/", "", f.read(), flags=re.S)
+                declared |= set(re.findall(r"^[^#\s][^;{}()]*?\b(ip_[a-z][a-z0-9_]*)\s*\(", text, flags=re.M))
+        p = run(["nm", "-D", "--defined-only", expect["shared library"]])
+        exported = {line.split()[-1].split("@")[0] for line in p.stdout.splitlines() if line.strip()}
+        check(p.returncode == 0 and len(declared) > 40 and exported == declared,
+              "libimgpar.so exports %s more and %s fewer than the headers declare (%d declared)"
+              % (sorted(exported - declared)[:10], sorted(declared - exported)[:10], len(declared)))
 
         env = dict(os.environ, PKG_CONFIG_SYSROOT_DIR=dest,
                    PKG_CONFIG_PATH=os.path.join(libdir, "pkgconfig"), PKG_CONFIG_LIBDIR="/nonexistent")
