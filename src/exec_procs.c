@@ -309,13 +309,10 @@ static void *io_main(void *arg)
 
 static void procs_fini(struct ip_exec *ex);
 
-static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, void *base, size_t bytes,
-                      struct ip_error *err)
+static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, struct ip_error *err)
 {
     struct ip_exec *ex = calloc(1, sizeof *ex);
 
-    (void)base;
-    (void)bytes;
     *out = NULL;
     if (!ex)
         return ip_error_set(err, IP_ENOMEM, "out of memory");

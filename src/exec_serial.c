@@ -13,13 +13,10 @@ struct ip_exec {
     struct ip__donelist done;
 };
 
-static int serial_init(struct ip_exec **out, const struct ip_exec_config *cfg, void *base, size_t bytes,
-                       struct ip_error *err)
+static int serial_init(struct ip_exec **out, const struct ip_exec_config *cfg, struct ip_error *err)
 {
     struct ip_exec *ex = calloc(1, sizeof *ex);
 
-    (void)base;
-    (void)bytes;
     if (!ex)
         return ip_error_set(err, IP_ENOMEM, "out of memory");
     ex->chain = *cfg->chain;

@@ -55,13 +55,10 @@ static void *worker_main(void *arg)
 
 static void threads_fini(struct ip_exec *ex);
 
-static int threads_init(struct ip_exec **out, const struct ip_exec_config *cfg, void *base, size_t bytes,
-                        struct ip_error *err)
+static int threads_init(struct ip_exec **out, const struct ip_exec_config *cfg, struct ip_error *err)
 {
     struct ip_exec *ex = calloc(1, sizeof *ex);
 
-    (void)base;
-    (void)bytes;
     *out = NULL;
     if (!ex)
         return ip_error_set(err, IP_ENOMEM, "out of memory");

@@ -215,7 +215,7 @@ int ip_pipeline_create(struct ip_pipeline **out, const struct ip_pipeline_config
     ec.workers = p->workers;
     ec.chain = &p->cfg.chain;
     ec.stall_pidfile = p->test_stall_pidfile;
-    rc = p->ops->init(&p->ex, &ec, ip__arena_base(p->arena), ip__arena_size(p->arena), err);
+    rc = p->ops->init(&p->ex, &ec, err);
     if (rc)
         goto fail_arena;
     if (ip__queue_init(&p->load_q, (size_t)p->cfg.queue) != 0) {

@@ -159,7 +159,6 @@ void ip__arena_destroy(struct ip__arena *a)
     free(a);
 }
 
-void *ip__arena_base(struct ip__arena *a) { return a->base; }
 size_t ip__arena_size(struct ip__arena *a) { return a->size; }
 
 /* First fit under the lock; splits the block. NULL when nothing fits now. */

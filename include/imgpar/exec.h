@@ -57,9 +57,10 @@ struct ip_exec;
 
 struct ip_exec_ops {
     const char *name;
-    /* Creates workers. procs must be initialised before the process has other threads. */
-    int (*init)(struct ip_exec **ex, const struct ip_exec_config *cfg, void *shared_base,
-                size_t shared_bytes, struct ip_error *err);
+    /* Creates workers. procs must be initialised before the process has
+     * other threads, and after every shared mapping its workers use (they
+     * inherit the mappings across fork). */
+    int (*init)(struct ip_exec **ex, const struct ip_exec_config *cfg, struct ip_error *err);
     /* Queues a job; blocks while every worker is busy (backpressure). */
     int (*submit)(struct ip_exec *ex, const struct ip_job *job);
     /* Blocks until a job completes and copies it to *done. Returns 0, or
