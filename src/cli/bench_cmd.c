@@ -608,6 +608,7 @@ int cli_bench_main(int argc, char **argv)
         cli_plan_free(&plan);
         return EXIT_USAGE;
     }
+    cli_plan_order(&plan);   /* the order imgpar itself would use */
     tasks = calloc(plan.count, sizeof *tasks);
     if (!tasks)
         cli_oom();

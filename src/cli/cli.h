@@ -45,6 +45,7 @@ struct cli_options {
     const char *out_pattern;        /* --out-pattern, or NULL for the default names */
     int skip_existing;              /* --skip-existing */
     int dry_run;                    /* --dry-run */
+    int in_order;                   /* --in-order: not largest first */
     uint64_t shard_k, shard_n;      /* --shard K/N; shard_n == 0: no sharding */
     const char *report_path;        /* --report FILE ("-": stdout), or NULL */
 };
@@ -121,6 +122,7 @@ struct cli_task {
     dev_t dev;               /* of the input, when it could be stat'ed */
     ino_t ino;
     int have_id;
+    uint64_t size;           /* of the input in bytes, 0 if unknown */
 };
 
 struct cli_report;
@@ -139,7 +141,11 @@ struct cli_plan {
  * this shard's tasks. */
 void cli_plan_build(struct cli_plan *pl, const struct cli_options *o);
 void cli_plan_free(struct cli_plan *pl);
-/* An ip_source over the plan; skips (--skip-existing) go to report. */
+/* Puts the largest inputs first (unless --in-order), ties in input order:
+ * the longest jobs start first, so the batch does not end with one core
+ * busy on a big image while the others idle. */
+void cli_plan_order(struct cli_plan *pl);
+/* An ip_source over the plan (in its order); skips (--skip-existing) go to report. */
 void cli_plan_source(struct cli_plan *pl, struct cli_report *report, struct ip_source *source);
 /* --dry-run: one line per task on stdout. */
 void cli_plan_dry_run(struct cli_plan *pl, FILE *out);

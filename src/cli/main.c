@@ -133,8 +133,10 @@ int main(int argc, char **argv)
 
     if (list)
         cli_filelist_source(list, &source);
-    else
+    else {
+        cli_plan_order(&plan);
         cli_plan_source(&plan, &report, &source);
+    }
     report.t0_ns = cli_now_ns();
     cli_progress_start(&report);
     ip_error_clear(&err);

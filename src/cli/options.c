@@ -45,6 +45,9 @@ static const char *const usage_text[] = {
     "  --shard K/N         only the inputs whose FNV-1a 64 hash of their path relative to\n"
     "                      their INPUT is K modulo N (0 <= K < N): N runs split a batch\n"
     "                        imgpar --shard 0/4 -r in/ out/\n"
+    "  --in-order          process INPUTs in the order given (default: largest file\n"
+    "                      first, so that one big image does not finish last;\n"
+    "                      --files-from is always read in list order)\n"
     "\n",
     "Filters, applied in the order given (default: --gray --blur 2):\n"
     "  --gray[=601|709]    luma, Rec.601 weights (default) or Rec.709; alpha is kept\n"
@@ -128,7 +131,7 @@ enum {
     OPT_GRAY = 256, OPT_BLUR, OPT_BOX, OPT_NO_FILTER, OPT_FORMAT, OPT_QUALITY, OPT_PNG_LEVEL,
     OPT_DECODER, OPT_ALLOW_TRUNC, OPT_JPEG_LUMA, OPT_MAX_PIXELS, OPT_MAX_DIM, OPT_MAX_FILE, OPT_MEM, OPT_SERIAL,
     OPT_THREADS, OPT_PROCS, OPT_SPLIT, OPT_IO_THREADS, OPT_WRITERS, OPT_QUEUE, OPT_FSYNC, OPT_STATS,
-    OPT_VERSION, OPT_FOLLOW, OPT_FILES_FROM, OPT_OUT_PATTERN, OPT_SKIP_EXISTING, OPT_DRY_RUN,
+    OPT_VERSION, OPT_FOLLOW, OPT_FILES_FROM, OPT_OUT_PATTERN, OPT_SKIP_EXISTING, OPT_DRY_RUN, OPT_IN_ORDER,
     OPT_SHARD, OPT_REPORT,
 };
 
@@ -169,6 +172,7 @@ static const struct option long_opts[] = {
     {"out-pattern", required_argument, NULL, OPT_OUT_PATTERN},
     {"skip-existing", no_argument, NULL, OPT_SKIP_EXISTING},
     {"dry-run", no_argument, NULL, OPT_DRY_RUN},
+    {"in-order", no_argument, NULL, OPT_IN_ORDER},
     {"shard", required_argument, NULL, OPT_SHARD},
     {"report", required_argument, NULL, OPT_REPORT},
     {NULL, 0, NULL, 0},
@@ -377,6 +381,7 @@ void cli_parse(int argc, char **argv, int with_outdir, struct cli_options *o)
         }
         case OPT_SKIP_EXISTING: o->skip_existing = 1; break;
         case OPT_DRY_RUN: o->dry_run = 1; break;
+        case OPT_IN_ORDER: o->in_order = 1; break;
         case OPT_SHARD: parse_shard(optarg, o); break;
         case OPT_REPORT: o->report_path = optarg; break;
         default:

@@ -6,10 +6,14 @@
  * starts: two inputs that would write one output, or an output that is an
  * existing input (same device and inode), refuse the run. Only then is the
  * plan cut down to this run's --shard, so every shard refuses the same
- * plans. The source hands the tasks to the pipeline one at a time and
- * decides --skip-existing then, so a skip is reported in order; it creates
- * each output's directory just before handing the task over. Runs in the
- * main thread, then under the pipeline's source lock; owns the task list. */
+ * plans. Before a run the largest inputs go first (cli_plan_order, unless
+ * --in-order): with one image per job, a big image started last would
+ * leave every other core idle while it finishes. --dry-run lists the plan
+ * in input order. The source hands the tasks to the pipeline one at a time
+ * and decides --skip-existing then, so a skip is reported as its turn
+ * comes; it creates each output's directory just before handing the task
+ * over. Runs in the main thread, then under the pipeline's source lock;
+ * owns the task list. */
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -92,6 +96,7 @@ static int plan_outputs(struct cli_plan *pl, const struct cli_options *o)
             t->dev = st.st_dev;
             t->ino = st.st_ino;
             t->have_id = 1;
+            t->size = S_ISREG(st.st_mode) && st.st_size > 0 ? (uint64_t)st.st_size : 0;
         }
         by[i] = t;
     }
@@ -226,6 +231,20 @@ void cli_plan_free(struct cli_plan *pl)
     free(pl->tasks);
     free(pl->last_dir);
     memset(pl, 0, sizeof *pl);
+}
+
+static int cmp_task_size(const void *a, const void *b)
+{
+    const struct cli_task *x = a, *y = b;
+    if (x->size != y->size)
+        return x->size > y->size ? -1 : 1;
+    return x->n < y->n ? -1 : x->n > y->n;
+}
+
+void cli_plan_order(struct cli_plan *pl)
+{
+    if (!pl->o->in_order && pl->count > 1)
+        qsort(pl->tasks, pl->count, sizeof *pl->tasks, cmp_task_size);
 }
 
 void cli_plan_source(struct cli_plan *pl, struct cli_report *report, struct ip_source *source)

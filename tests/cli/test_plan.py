@@ -137,7 +137,9 @@ def check_directory_input(env):
     os.makedirs(os.path.join(d, "subdir.png"))
     shutil.copy(env.sample("rgb16.png"), os.path.join(d, "subdir.png", "inner.png"))
     out = env.fresh_dir("out")
-    r = env.run("--serial", "-j", "1", "-v", d, out)
+    # --in-order: the directory's files in name order (by default the
+    # largest go first: tests/batch/test_order.py).
+    r = env.run("--serial", "-j", "1", "--in-order", "-v", d, out)
     expect_rc(r, 0)
     expected = sorted(["b.png", "a.jpg", "c.png", "B-upper.png", "noext.png"])
     check(listdir(out) == expected, "outputs %s, expected %s" % (listdir(out), expected))
