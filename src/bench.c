@@ -628,6 +628,9 @@ static void take_msg(struct ip_bench *b, struct ip_bench_result *res, size_t con
         res->mismatches += m->sample.mismatches;
         if (m->sample.stats.worker_peak_rss_kb > res->worker_peak_rss_kb)
             res->worker_peak_rss_kb = m->sample.stats.worker_peak_rss_kb;
+        if (m->sample.stats.peak_pixel_bytes > res->peak_pixel_bytes)
+            res->peak_pixel_bytes = m->sample.stats.peak_pixel_bytes;
+        res->mem_bound_kb = (long)(res->peak_pixel_bytes / 1024) + IP_BENCH_MEM_SLACK_KB;
         if (!res->status && m->sample.status) {
             res->status = m->sample.status;
             copy_str(res->msg, sizeof res->msg, m->text);
@@ -920,9 +923,9 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
           f);
     for (int s = 0; s < IP_STAGE_COUNT; s++)
         fprintf(f, ",%s_s", ip_stage_name((enum ip_stage)s));
-    fputs(",run_peak_rss_kb,run_worker_peak_rss_kb,min_s,median_s,median_cpu_s,images_per_s,mp_per_s,speedup,"
-          "efficiency,karp_flatt,speedup_vs_serial,peak_rss_kb,start_rss_kb,worker_peak_rss_kb,"
-          "config_status\n",
+    fputs(",run_peak_rss_kb,run_worker_peak_rss_kb,run_peak_pixel_bytes,min_s,median_s,median_cpu_s,images_per_s,"
+          "mp_per_s,speedup,efficiency,karp_flatt,speedup_vs_serial,peak_rss_kb,start_rss_kb,worker_peak_rss_kb,"
+          "peak_pixel_bytes,mem_bound_kb,config_status\n",
           f);
     for (size_t i = 0; i < rep->n_results; i++) {
         const struct ip_bench_result *r = &rep->results[i];
@@ -939,7 +942,8 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
             fprintf(f, ",%llu", (unsigned long long)s->mismatches);
             for (int st = 0; st < IP_STAGE_COUNT; st++)
                 csv_num(f, ns_s(s->stats.busy_ns[st]));
-            fprintf(f, ",%ld,%ld", s->stats.peak_rss_kb, s->stats.worker_peak_rss_kb);
+            fprintf(f, ",%ld,%ld,%llu", s->stats.peak_rss_kb, s->stats.worker_peak_rss_kb,
+                    (unsigned long long)s->stats.peak_pixel_bytes);
             csv_num(f, r->min_s);
             csv_num(f, r->median_s);
             csv_num(f, r->median_cpu_s);
@@ -949,8 +953,8 @@ int ip_bench_write_csv(FILE *f, const struct ip_bench_report *rep)
             csv_num(f, r->efficiency);
             csv_num(f, r->karp_flatt);
             csv_num(f, r->speedup_vs_serial);
-            fprintf(f, ",%ld,%ld,%ld,%d\n", r->peak_rss_kb, r->start_rss_kb, r->worker_peak_rss_kb,
-                    r->status);
+            fprintf(f, ",%ld,%ld,%ld,%llu,%ld,%d\n", r->peak_rss_kb, r->start_rss_kb, r->worker_peak_rss_kb,
+                    (unsigned long long)r->peak_pixel_bytes, r->mem_bound_kb, r->status);
         }
     }
     return ferror(f) ? IP_EIO : 0;
@@ -1102,6 +1106,9 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
         json_kv_int(f, "peak_rss_kb", (long long)r->peak_rss_kb, 1);
         json_kv_int(f, "start_rss_kb", (long long)r->start_rss_kb, 1);
         json_kv_int(f, "worker_peak_rss_kb", (long long)r->worker_peak_rss_kb, 1);
+        json_kv_int(f, "peak_pixel_bytes", (long long)r->peak_pixel_bytes, 1);
+        json_kv_int(f, "mem_bound_kb", (long long)r->mem_bound_kb, 1);
+        fprintf(f, "\"within_mem_bound\": %s, ", r->peak_rss_kb <= r->mem_bound_kb ? "true" : "false");
         json_kv_int(f, "images", (long long)r->images, 1);
         json_kv_num(f, "megapixels", r->megapixels, 1);
         json_kv_int(f, "failed", (long long)r->failed, 1);
@@ -1127,7 +1134,8 @@ int ip_bench_write_json(FILE *f, const struct ip_bench_report *rep)
             json_kv_int(f, "writers", (long long)s->stats.writers, 1);
             json_kv_int(f, "queue", (long long)s->stats.queue, 1);
             json_kv_int(f, "peak_rss_kb", (long long)s->stats.peak_rss_kb, 1);
-            json_kv_int(f, "worker_peak_rss_kb", (long long)s->stats.worker_peak_rss_kb, 0);
+            json_kv_int(f, "worker_peak_rss_kb", (long long)s->stats.worker_peak_rss_kb, 1);
+            json_kv_int(f, "peak_pixel_bytes", (long long)s->stats.peak_pixel_bytes, 0);
             fputc('}', f);
         }
         fputs("]}", f);

@@ -65,6 +65,8 @@ struct ip__arena;
 int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip_error *err);
 void ip__arena_destroy(struct ip__arena *a);
 size_t ip__arena_size(struct ip__arena *a);
+/* The most bytes allocated at once so far (block-aligned sizes). */
+size_t ip__arena_peak(struct ip__arena *a);
 /* Allocates bytes; when the arena is full and wait is set, blocks until
  * enough is freed (adding the blocked time to *wait_ns). Fails with
  * IP_ETOOBIG when bytes can never fit, IP_ENOSPC when shared memory cannot

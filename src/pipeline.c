@@ -452,6 +452,7 @@ out:
     p->stats.queue = p->cfg.queue;
     p->stats.workers = p->workers;
     p->stats.mem = ip__arena_size(p->arena);
+    p->stats.peak_pixel_bytes = ip__arena_peak(p->arena);
     if (stats)
         *stats = p->stats;
     free(loaders);

@@ -41,6 +41,7 @@ struct ip__arena {
     pthread_cond_t freed;   /* signalled on every free */
     struct block *blocks;   /* address-ordered, covering [0, size) */
     int cancelled;
+    size_t used, peak;      /* bytes allocated now, and at most so far */
 };
 
 static atomic_uint arena_counter;
@@ -161,6 +162,16 @@ void ip__arena_destroy(struct ip__arena *a)
 
 size_t ip__arena_size(struct ip__arena *a) { return a->size; }
 
+size_t ip__arena_peak(struct ip__arena *a)
+{
+    size_t peak;
+
+    pthread_mutex_lock(&a->lock);
+    peak = a->peak;
+    pthread_mutex_unlock(&a->lock);
+    return peak;
+}
+
 /* First fit under the lock; splits the block. NULL when nothing fits now. */
 static struct block *take(struct ip__arena *a, size_t len)
 {
@@ -179,6 +190,9 @@ static struct block *take(struct ip__arena *a, size_t len)
             b->len = len;
         }
         b->used = 1;
+        a->used += b->len;
+        if (a->used > a->peak)
+            a->peak = a->used;
         return b;
     }
     return NULL;
@@ -189,6 +203,7 @@ static void release(struct ip__arena *a, struct block *b)
     struct block *prev = NULL, *cur;
 
     b->used = 0;
+    a->used -= b->len;
     /* Merge with the following free block, then with the preceding one. */
     if (b->next && !b->next->used) {
         struct block *n = b->next;

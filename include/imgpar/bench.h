@@ -65,6 +65,10 @@ struct ip_bench_config {
 };
 
 /* One pipeline run of one configuration. */
+/* Memory target: a configuration's peak RSS should stay within the pixels
+ * it had in flight plus this much (code, libraries, codec state, buffers). */
+#define IP_BENCH_MEM_SLACK_KB (64L * 1024)
+
 struct ip_bench_sample {
     int warmup;                      /* unmeasured warm-up run */
     int status;                      /* 0, or IP_E* when the pipeline could not run */
@@ -96,6 +100,9 @@ struct ip_bench_result {
     long peak_rss_kb;                /* ru_maxrss of the child process that ran this configuration */
     long start_rss_kb;               /* its VmRSS when it started (inherited from the bench process) */
     long worker_peak_rss_kb;         /* largest procs worker over every run; 0 for other strategies */
+    uint64_t peak_pixel_bytes;       /* most pixel bytes in flight at once (ip_stats), over every run */
+    long mem_bound_kb;               /* the memory target for peak_rss_kb: peak_pixel_bytes plus
+                                      * IP_BENCH_MEM_SLACK_KB */
     uint64_t images, failed;         /* images done per run; images failed over every run */
     double megapixels;               /* per run */
     uint64_t mismatches;             /* over every run */

@@ -108,6 +108,8 @@ struct ip_stats {
     long worker_peak_rss_kb;            /* largest worker process (procs) */
     int jobs, io_threads, writers, queue, workers;
     uint64_t mem;
+    uint64_t peak_pixel_bytes;          /* most pixel bytes in flight at once: decoded images and
+                                         * their filter outputs in the --mem arena */
 };
 
 struct ip_pipeline;

@@ -419,7 +419,7 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
     const struct ip_bench_machine *m = &rep->machine;
     const struct ip_bench_result *fastest = NULL, *frugal = NULL;
     long start_rss = 0;
-    int any_over = 0, any_procs = 0;
+    int any_over = 0, any_procs = 0, over_mem = 0;
     uint64_t runs = 0;
 
     fprintf(f, "imgpar bench: %llu images, %.1f MP, %.1f MB in, %.1f MB out per run; median of %d after %d "
@@ -436,9 +436,9 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         fprintf(f, "WARNING: the machine was busy with other work when the bench started (load average "
                    "above): these timings are skewed by it.\n\n");
 
-    fprintf(f, "%-8s %-6s %4s %9s %9s %7s %8s %8s %7s %5s %6s %6s %8s %8s  %s\n", "strategy", "split", "j",
+    fprintf(f, "%-8s %-6s %4s %9s %9s %7s %8s %8s %7s %5s %6s %6s %8s %8s %8s  %s\n", "strategy", "split", "j",
             "min s", "median s", "CPU s", "img/s", "MP/s", "speedup", "eff", "K-F", "vs ser", "RSS MiB",
-            "wkr MiB", "check");
+            "pix MiB", "wkr MiB", "check");
     for (size_t i = 0; i < rep->n_results; i++) {
         const struct ip_bench_result *r = &rep->results[i];
         char jtxt[16];
@@ -459,7 +459,13 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
         put_num(f, 5, 2, r->efficiency);
         put_num(f, 6, 3, r->karp_flatt);
         put_num(f, 6, 2, r->speedup_vs_serial);
-        put_num(f, 8, 1, (double)r->peak_rss_kb / 1024.0);
+        if (r->peak_rss_kb > r->mem_bound_kb) {
+            fprintf(f, " %7.1f!", (double)r->peak_rss_kb / 1024.0);
+            over_mem++;
+        } else {
+            put_num(f, 8, 1, (double)r->peak_rss_kb / 1024.0);
+        }
+        put_num(f, 8, 1, (double)r->peak_pixel_bytes / (1024.0 * 1024.0));
         if (r->exec == IP_EXEC_PROCS)
             put_num(f, 8, 1, (double)r->worker_peak_rss_kb / 1024.0);
         else
@@ -504,6 +510,11 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
     fprintf(f, "RSS: each configuration ran in its own forked child; its getrusage ru_maxrss, which includes\n"
                "~%.1f MiB inherited from the bench process at fork%s.\n",
             (double)start_rss / 1024.0, any_procs ? "; wkr: the largest procs worker's ru_maxrss" : "");
+    fprintf(f, "pix: most pixel bytes in flight at once (decoded images and filter outputs). Memory target,\n"
+               "RSS <= pix + %ld MiB: %s", IP_BENCH_MEM_SLACK_KB / 1024,
+            over_mem ? "" : "met by every configuration.\n");
+    if (over_mem)
+        fprintf(f, "missed by %d configuration%s (RSS marked !).\n", over_mem, over_mem == 1 ? "" : "s");
     if (fastest) {
         for (size_t i = 0; i < rep->n_results; i++) {
             const struct ip_bench_result *r = &rep->results[i];

@@ -410,6 +410,7 @@ void cli_print_stats(FILE *f, const struct ip_stats *s, enum ip_exec_kind exec)
     for (int i = 0; i < IP_STAGE_COUNT; i++)
         fprintf(f, " %s %.3f", ip_stage_name((enum ip_stage)i), (double)s->busy_ns[i] / 1e9);
     fputc('\n', f);
-    fprintf(f, "  peak RSS: imgpar %.1f MiB, largest worker %.1f MiB\n",
-            (double)s->peak_rss_kb / 1024.0, (double)s->worker_peak_rss_kb / 1024.0);
+    fprintf(f, "  peak RSS: imgpar %.1f MiB, largest worker %.1f MiB; pixels in flight at most %.1f MiB\n",
+            (double)s->peak_rss_kb / 1024.0, (double)s->worker_peak_rss_kb / 1024.0,
+            (double)s->peak_pixel_bytes / (1024.0 * 1024.0));
 }

@@ -121,6 +121,28 @@ def check_json_arithmetic(doc):
               "median_cpu_s wrong in %r" % (c,))
         if c["strategy"] == "procs":
             check(c["worker_peak_rss_kb"] > 0, "procs without a worker RSS")
+        # Memory target: pixels in flight (the most over every run) + 64 MiB.
+        pix = [r["peak_pixel_bytes"] for r in c["runs"]]
+        check(c["peak_pixel_bytes"] == max(pix), "peak_pixel_bytes %r, runs %r" % (c["peak_pixel_bytes"], pix))
+        check(min(pix) >= largest_pixels(), "a run had %d pixel bytes in flight, less than the largest "
+              "sample's %d pixels" % (min(pix), largest_pixels()))
+        check(c["mem_bound_kb"] == c["peak_pixel_bytes"] // 1024 + 64 * 1024, "mem_bound_kb wrong in %r" % (c,))
+        check(c["within_mem_bound"] == (c["peak_rss_kb"] <= c["mem_bound_kb"]), "within_mem_bound wrong")
+
+
+def largest_pixels():
+    """width * height of the largest sample: a lower bound on the bytes
+    any run must have had in the arena at once."""
+    from PIL import Image
+    best = 0
+    for n in os.listdir(SAMPLES):
+        try:
+            with Image.open(os.path.join(SAMPLES, n)) as im:
+                best = max(best, im.width * im.height)
+        except OSError:
+            pass
+    check(best > 0, "no readable sample in %s" % SAMPLES)
+    return best
 
 
 def case_full_matrix():
@@ -187,6 +209,8 @@ def case_full_matrix():
               "CSV karp_flatt")
         for stage in ("read", "decode", "filter", "encode", "write", "wait_load", "wait_filter", "wait_write"):
             check(stage + "_s" in r, "CSV lacks %s_s" % stage)
+        check(int(r["peak_pixel_bytes"]) == x["peak_pixel_bytes"] and int(r["mem_bound_kb"]) == x["mem_bound_kb"]
+              and int(r["run_peak_pixel_bytes"]) == x["runs"][0]["peak_pixel_bytes"], "CSV memory columns != JSON")
 
     # SVG: well-formed, one series path per strategy (and split), the ideal line, axes text.
     root = ET.parse(s).getroot()
