@@ -18,8 +18,9 @@
  * - 16-bit PNGs are decoded at 16 bits and reduced exactly like libpng's
  *   png_set_scale_16, so both PNG decoders give identical bytes.
  * - Guards below refuse inputs that trip bugs of stb_image 2.27 (Huffman
- *   table overflow, scans decoded with tables never defined, endless loops
- *   and uninitialised reads on damaged HDR).
+ *   table overflow, scans decoded with tables never defined, PNM header
+ *   numbers that overflow an int, endless loops and uninitialised reads on
+ *   damaged HDR).
  *   They run before stb parses anything, stbi_info included: it already
  *   builds JPEG Huffman tables. The TGA probe never lets stb see data it
  *   would take for a JPEG (FF... D8), which those guards have not checked.
@@ -240,6 +241,37 @@ static int jpeg_guard(const uint8_t *d, size_t len)
     return 0;
 }
 
+/* A binary PNM header (P5/P6) whose width, height or maxval does not fit
+ * an int: stb 2.27 parses the digits into an int without a check (signed
+ * overflow). Tokens are read the way stb reads them: whitespace and
+ * '#' comments, then digits. Any such number is far beyond every limit, so
+ * the file is refused; everything else is left to stb. */
+static int pnm_numbers_ok(const uint8_t *d, size_t len)
+{
+    size_t pos = 2;
+
+    if (len < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6'))
+        return 1;
+    for (int k = 0; k < 3; k++) {
+        uint64_t value = 0;
+
+        for (;;) {
+            while (pos < len && (d[pos] == ' ' || (d[pos] >= '\t' && d[pos] <= '\r')))
+                pos++;
+            if (pos >= len || d[pos] != '#')
+                break;
+            while (pos < len && d[pos] != '\n' && d[pos] != '\r')
+                pos++;
+        }
+        while (pos < len && d[pos] >= '0' && d[pos] <= '9') {
+            value = value * 10 + (uint64_t)(d[pos++] - '0');
+            if (value > INT_MAX)
+                return 0;
+        }
+    }
+    return 1;
+}
+
 static size_t next_line(const uint8_t *d, size_t len, size_t pos)
 {
     const uint8_t *nl = pos < len ? memchr(d + pos, '\n', len - pos) : NULL;
@@ -332,6 +364,8 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
      * tables (and overflows them), and a cut PNG or JPEG gets its reason. */
     if (fmt == IP_FORMAT_PNG && !png_chunks_complete(data, len))
         return ip_error_set(err, IP_ETRUNC, "truncated PNG data");
+    if (!pnm_numbers_ok(data, len))
+        return ip_error_set(err, IP_ECORRUPT, "%s: bad PNM header: a number too large", what);
     if (fmt == IP_FORMAT_JPEG && (guard = jpeg_guard(data, len)) != 0)
         return ip_error_set(err, IP_ECORRUPT, "%s: %s", what,
                             guard == JPEG_BAD_DHT ? "bad DHT header" : "scan uses an undefined Huffman table");
