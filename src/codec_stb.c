@@ -159,7 +159,7 @@ static int jpeg_has_eoi(const uint8_t *data, size_t len)
 enum { JPEG_BAD_DHT = 1, JPEG_NO_TABLE = 2 };
 
 static int jpeg_scan_tables_ok(const uint8_t *d, size_t len, size_t pos, int progressive,
-                               const uint8_t defined[2][4])
+                               uint8_t defined[2][4])
 {
     size_t p = pos + 4, i, ns;
     unsigned ss, ah;

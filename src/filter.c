@@ -22,8 +22,9 @@
  * only the halo rows are recomputed by the neighbouring band.
  *
  * Every index is reflected (BORDER_REFLECT_101) in global image coordinates
- * for the stage's own input, and all arithmetic is integer (or provably
- * exact in double where filter_blur.c says so), so any band split gives the
+ * for the stage's own input, and every output element is a fixed function
+ * of its input window (integer arithmetic, or double with one fixed order of
+ * operations where filter_blur.c says so), so any band split gives the
  * bytes of the whole-image run.
  *
  * The scratch block grows (never shrinks) to the largest layout seen and is
@@ -56,7 +57,7 @@ struct stage {
     size_t ring_rows, ring_row_bytes;
     const void **rows;      /* 2r + 1 ring rows the vertical pass reads */
     void *vsum;             /* box: running vertical window sums */
-    int64_t *alpha_taps;    /* Gaussian with alpha: its finer half kernel, r + 1 taps */
+    double *alpha_taps;     /* Gaussian with alpha: its half kernel in double, r + 1 taps */
     int64_t next_row;       /* next horizontal row to compute, -1 before the first */
     int64_t last_out;       /* box: output row whose window vsum holds, -1 if none */
 };
@@ -251,7 +252,7 @@ static int plan_run(struct run *run, const struct ip_chain *chain, uint32_t chan
         window = 2 * r + 1 + (f->kind == IP_FILTER_BOX);
         st->ring_rows = window < run->height ? window : run->height;
         if (f->kind == IP_FILTER_GAUSS)
-            elem = st->alpha ? sizeof(uint64_t) : sizeof(uint16_t);
+            elem = st->alpha ? sizeof(double) : sizeof(uint16_t);
         else
             elem = sizeof(uint32_t);
         padded = width + 2 * r;
@@ -266,7 +267,7 @@ static int plan_run(struct run *run, const struct ip_chain *chain, uint32_t chan
             rc |= plan_buffer(total, &st->off[BUF_VSUM], width, channels,
                               st->alpha ? sizeof(uint64_t) : sizeof(uint32_t));
         if (f->kind == IP_FILTER_GAUSS && st->alpha)
-            rc |= plan_buffer(total, &st->off[BUF_ALPHA_TAPS], r + 1, sizeof(int64_t), 1);
+            rc |= plan_buffer(total, &st->off[BUF_ALPHA_TAPS], r + 1, sizeof(double), 1);
         if (rc)
             return IP_ETOOBIG;
     }
@@ -300,7 +301,7 @@ static void carve(struct run *run, unsigned char *block)
         st->ring = block + st->off[BUF_RING];
         st->rows = (const void **)(void *)(block + st->off[BUF_ROWS]);
         st->vsum = block + st->off[BUF_VSUM];
-        st->alpha_taps = (int64_t *)(void *)(block + st->off[BUF_ALPHA_TAPS]);
+        st->alpha_taps = (double *)(void *)(block + st->off[BUF_ALPHA_TAPS]);
         if (st->alpha && st->filter->kind == IP_FILTER_GAUSS)
             ip__gauss_alpha_taps(st->filter->sigma, st->filter->radius, st->alpha_taps);
     }

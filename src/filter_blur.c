@@ -16,17 +16,15 @@
  * any x86-64, and the portable C loop gives the same integers.
  *
  * Alpha images are blurred premultiplied, colour = round(blur(c a) / blur(a)),
- * alpha = round(blur(a)), with exact integer sums. The ratio is only as good
- * as the relative precision of the taps that carry the alpha: where the alpha
- * in a window sits on tail taps (sparse alpha), 14-bit taps are off by
- * several percent and the colour by many levels. So this path uses its own
- * taps from the same sigma, quantised to 2^47 with side taps at least 1:
- * blur(a) is zero exactly where the true blur is, any tap above ~1e-8 is
- * within 4e-7 of its true weight, and smaller ones only occur at radius 1
- * (sigma < 0.18), where they are negligible against every tap they could mix
- * with. Sums are < 2^63 after the horizontal pass and exact in 128 bits after
- * the vertical one; the colour division then works on 52-bit values. Scalar
- * code: alpha images are rare.
+ * alpha = round(blur(a)), half up. The ratio is only as good as the relative
+ * precision of the taps that carry the alpha: where the alpha in a window
+ * sits on tail taps (sparse alpha), 14-bit taps are off by several percent
+ * and the colour by many levels. So this path works in double precision
+ * with the true weights (relative error ~1e-13; blur(a) is zero exactly where
+ * every alpha in the window is), with the same operations in the same order
+ * on every path: not integer, but just as reproducible. The taps-outer
+ * loops over chunks of a row are vectorised by the compiler (AVX2 build and
+ * baseline build of one body).
  *
  * Box: running sums, horizontal per row and vertical across the band, then
  * round-half-up of sum / (2r+1)^2. The division is done in double:
@@ -44,9 +42,8 @@
 #define V_SHIFT (IP_GAUSS_SHIFT + IP__GAUSS_MID_BITS)
 
 /* Half kernel wc[0..r] quantised to sum (wc[0] + 2 sum wc[1..r]) exactly
- * 1 << shift, the rounding residue in the centre tap; side taps are at least
- * min_tap. */
-static void quantise_gauss(double sigma, int r, int shift, int64_t min_tap, int64_t *wc)
+ * 1 << shift, the rounding residue in the centre tap. */
+static void quantise_gauss(double sigma, int r, int shift, int64_t *wc)
 {
     double w[IP_BLUR_MAX_RADIUS + 1];
     double total = 0.0;
@@ -58,8 +55,6 @@ static void quantise_gauss(double sigma, int r, int shift, int64_t min_tap, int6
     }
     for (int i = 1; i <= r; i++) {
         wc[i] = (int64_t)floor(w[i] / total * (double)(1ll << shift) + 0.5);
-        if (wc[i] < min_tap)
-            wc[i] = min_tap;
         side += 2 * wc[i];
     }
     wc[0] = (1ll << shift) - side;
@@ -77,17 +72,23 @@ void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
     int64_t wc[IP_BLUR_MAX_RADIUS + 1];
     int r = ip__gauss_radius(sigma);
 
-    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, 0, wc);
+    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, wc);
     for (int i = 0; i <= r; i++)
         taps[r - i] = taps[r + i] = (int32_t)wc[i];
     *radius = r;
 }
 
-void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc)
+void ip__gauss_alpha_taps(double sigma, int r, double *wc)
 {
-    quantise_gauss(sigma, r, IP__GAUSS_ALPHA_SHIFT, 1, wc);
-}
+    double total = 0.0;
 
+    for (int i = 0; i <= r; i++) {
+        wc[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
+        total += i ? 2.0 * wc[i] : wc[i];
+    }
+    for (int i = 0; i <= r; i++)
+        wc[i] /= total;
+}
 /* ---- Gaussian without alpha ------------------------------------------------
  * Three implementations of the same integer formulas, picked per call:
  * AVX2 and SSE2 intrinsics (x86-64; SSE2 is its baseline) and portable C
@@ -324,26 +325,133 @@ void ip__premultiply(const uint8_t *in, size_t width, uint32_t channels, uint16_
     }
 }
 
-/* Premultiplied values are <= 255*255 and the taps sum to 2^47, so every
- * sum is < 65025 * 2^47 < 2^63, and so is each term (side taps < 2^47 / 3). */
-void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
-                       uint64_t *restrict out)
+/* Alpha Gaussian in double precision. Premultiplied values (<= 65025) and
+ * the sums of two of them are exact in double; the taps are the true
+ * weights to double precision, so blur(c a) / blur(a) is within ~1e-13 of
+ * the exact ratio even where the alpha in a window sits on tail taps
+ * (sparse alpha), and blur(a) is zero exactly where every alpha is. Every
+ * element is computed with the same operations in the same order on every
+ * path (taps outer, elements inner; no FMA: -ffp-contract=off), so the AVX2
+ * and baseline builds of the body below give the same bits. */
+#define ALPHA_CHUNK 256
+
+IP__KERNEL_BODY void gauss_h_alpha_body(const uint16_t *pad, size_t n, size_t step, const double *wc, int r,
+                                        double *restrict out)
 {
     const uint16_t *centre = pad + (size_t)r * step;
 
-    /* centre + i - j*step, not centre[i - j*step]: see ip__gauss_h. */
-    for (size_t i = 0; i < n; i++) {
-        uint64_t acc = (uint64_t)wc[0] * centre[i];
-        for (int j = 1; j <= r; j++)
-            acc += (uint64_t)wc[j]
-                   * ((uint64_t)centre[i + (size_t)j * step] + *(centre + i - (size_t)j * step));
-        out[i] = acc;
+    for (size_t i0 = 0; i0 < n; i0 += ALPHA_CHUNK) {
+        const size_t len = n - i0 < ALPHA_CHUNK ? n - i0 : ALPHA_CHUNK;
+        const uint16_t *c = centre + i0;
+        double *restrict acc = out + i0;
+
+        for (size_t i = 0; i < len; i++)
+            acc[i] = wc[0] * (double)c[i];
+        for (int j = 1; j <= r; j++) {
+            const uint16_t *a = c + (size_t)j * step, *b = c - (size_t)j * step;
+            const double w = wc[j];
+            for (size_t i = 0; i < len; i++)
+                acc[i] += w * ((double)a[i] + (double)b[i]);
+        }
     }
+}
+
+IP__TARGET_AVX2
+static void gauss_h_alpha_avx2(const uint16_t *pad, size_t n, size_t step, const double *wc, int r,
+                               double *restrict out)
+{
+    gauss_h_alpha_body(pad, n, step, wc, r, out);
+}
+
+static void gauss_h_alpha_base(const uint16_t *pad, size_t n, size_t step, const double *wc, int r,
+                               double *restrict out)
+{
+    gauss_h_alpha_body(pad, n, step, wc, r, out);
+}
+
+void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const double *wc, int r, double *out)
+{
+    if (ip__simd_level() >= 2)
+        gauss_h_alpha_avx2(pad, n, step, wc, r, out);
+    else
+        gauss_h_alpha_base(pad, n, step, wc, r, out);
+}
+
+/* round-half-up of v >= 0 (NaN-free by construction), clamped to 255. */
+static inline uint8_t level_of(double v)
+{
+    uint32_t q = (uint32_t)(v + 0.5);
+    return (uint8_t)(q > 255 ? 255 : q);
+}
+
+IP__KERNEL_BODY void gauss_v_alpha_body(const void *const *rows, size_t width, uint32_t channels,
+                                        const double *wc, int r, uint8_t *restrict out)
+{
+    const size_t n = width * channels;
+    const size_t chunk = ALPHA_CHUNK - ALPHA_CHUNK % channels;   /* whole pixels */
+    double acc[ALPHA_CHUNK], den[ALPHA_CHUNK];
+
+    for (size_t i0 = 0; i0 < n; i0 += chunk) {
+        const size_t len = n - i0 < chunk ? n - i0 : chunk;
+        const double *c0 = (const double *)rows[r] + i0;
+
+        for (size_t i = 0; i < len; i++)
+            acc[i] = wc[0] * c0[i];
+        for (int j = 1; j <= r; j++) {
+            const double *a = (const double *)rows[r - j] + i0;
+            const double *b = (const double *)rows[r + j] + i0;
+            const double w = wc[j];
+            for (size_t i = 0; i < len; i++)
+                acc[i] += w * (a[i] + b[i]);
+        }
+        /* Each element over its divisor: the pixel's alpha sum for colour
+         * (1 where it is 0: the colour sums are then 0 too), 1 for alpha.
+         * Then one vectorisable loop of divisions and roundings. */
+        if (channels == 2) {
+            for (size_t i = 0; i < len; i += 2) {
+                const double alpha = acc[i + 1];
+                den[i] = alpha > 0 ? alpha : 1.0;
+                den[i + 1] = 1.0;
+            }
+        } else {
+            for (size_t i = 0; i < len; i += 4) {
+                const double alpha = acc[i + 3], d = alpha > 0 ? alpha : 1.0;
+                den[i] = d;
+                den[i + 1] = d;
+                den[i + 2] = d;
+                den[i + 3] = 1.0;
+            }
+        }
+        for (size_t i = 0; i < len; i++)
+            out[i0 + i] = level_of(acc[i] / den[i]);
+    }
+}
+
+IP__TARGET_AVX2
+static void gauss_v_alpha_avx2(const void *const *rows, size_t width, uint32_t channels, const double *wc,
+                               int r, uint8_t *restrict out)
+{
+    gauss_v_alpha_body(rows, width, channels, wc, r, out);
+}
+
+static void gauss_v_alpha_base(const void *const *rows, size_t width, uint32_t channels, const double *wc,
+                               int r, uint8_t *restrict out)
+{
+    gauss_v_alpha_body(rows, width, channels, wc, r, out);
+}
+
+void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels, const double *wc, int r,
+                       uint8_t *out)
+{
+    if (ip__simd_level() >= 2)
+        gauss_v_alpha_avx2(rows, width, channels, wc, r, out);
+    else
+        gauss_v_alpha_base(rows, width, channels, wc, r, out);
 }
 
 /* Colour channels of one pixel from premultiplied sums on a common scale:
  * round(colour / alpha) half up, 0 where alpha is 0. Needs colour <= 255 alpha
- * and alpha < 2^52. One division per pixel: the quotient through a double
+ * and alpha < 2^52 (box sums are below 2^36). One division per pixel: the quotient through a double
  * reciprocal is off by at most one, and an exact integer test corrects it. */
 static void unpremultiply(const uint64_t *colour, uint32_t count, uint64_t alpha, uint8_t *out)
 {
@@ -363,52 +471,6 @@ static void unpremultiply(const uint64_t *colour, uint32_t count, uint64_t alpha
         else if ((q + 1) * den <= num)
             q++;
         out[c] = (uint8_t)q;
-    }
-}
-
-static unsigned bit_length(ip__u128 v)
-{
-    uint64_t hi = (uint64_t)(v >> 64), lo = (uint64_t)v;
-    return hi ? 128 - (unsigned)__builtin_clzll(hi) : lo ? 64 - (unsigned)__builtin_clzll(lo) : 0;
-}
-
-/* Vertical sums are exact in 128 bits (< 65025 * 2^94), accumulated for a
- * chunk of whole pixels at a time, taps outer; two horizontal sums (< 2^63
- * each) add without overflow before the multiply. Before dividing, colour and
- * alpha drop the same low bits until alpha < 2^52: a relative change below
- * 2^-51, far from a level. */
-void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels,
-                       const int64_t *wc, int r, uint8_t *out)
-{
-    const int shift = 2 * IP__GAUSS_ALPHA_SHIFT;
-    const size_t n = width * channels;
-    const size_t chunk = 64 - 64 % channels;   /* whole pixels */
-
-    for (size_t i0 = 0; i0 < n; i0 += chunk) {
-        size_t len = n - i0 < chunk ? n - i0 : chunk;
-        const uint64_t *c0 = (const uint64_t *)rows[r] + i0;
-        ip__u128 acc[64];
-
-        for (size_t i = 0; i < len; i++)
-            acc[i] = (ip__u128)(uint64_t)wc[0] * c0[i];
-        for (int j = 1; j <= r; j++) {
-            const uint64_t *a = (const uint64_t *)rows[r - j] + i0;
-            const uint64_t *b = (const uint64_t *)rows[r + j] + i0;
-            const uint64_t w = (uint64_t)wc[j];
-            for (size_t i = 0; i < len; i++)
-                acc[i] += (ip__u128)w * (a[i] + b[i]);
-        }
-        for (size_t i = 0; i < len; i += channels) {
-            const ip__u128 alpha = acc[i + channels - 1];
-            uint64_t colour[3];
-            unsigned drop = bit_length(alpha);
-
-            drop = drop > 52 ? drop - 52 : 0;
-            for (uint32_t c = 0; c + 1 < channels; c++)
-                colour[c] = (uint64_t)(acc[i + c] >> drop);
-            unpremultiply(colour, channels - 1, (uint64_t)(alpha >> drop), out + i0 + i);
-            out[i0 + i + channels - 1] = (uint8_t)((alpha + ((ip__u128)1 << (shift - 1))) >> shift);
-        }
     }
 }
 

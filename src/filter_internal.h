@@ -1,6 +1,8 @@
 /* Row kernels shared between filter.c (the band engine) and the per-filter
  * files. Every kernel is a pure function of its input rows; all arithmetic is
- * integer (or provably exact), so SIMD and scalar paths give identical bytes.
+ * integer (or provably exact), except the alpha Gaussian, which is double
+ * precision with a fixed order of operations; so SIMD and scalar paths give
+ * identical bytes.
  *
  * Layout conventions:
  *  - A "pad" row holds width + 2r pixels: pixel x of the image row sits at
@@ -76,17 +78,13 @@ void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, i
                  uint16_t *out);
 void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, uint8_t *out);
 
-/* Gaussian, premultiplied alpha, with finer taps of their own (see
- * filter_blur.c): wc[0..r] sum (two-sided) to 1 << IP__GAUSS_ALPHA_SHIFT.
- * Horizontal keeps the exact sums; vertical divides colour by alpha. */
-#define IP__GAUSS_ALPHA_SHIFT 47
-__extension__ typedef unsigned __int128 ip__u128;
-void ip__gauss_alpha_taps(double sigma, int r, int64_t *wc);
-void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const int64_t *wc, int r,
-                       uint64_t *out);
-void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels,
-                       const int64_t *wc, int r, uint8_t *out);
-
+/* Gaussian, premultiplied alpha, in double precision (see filter_blur.c):
+ * wc[0..r] are the true half-kernel weights (two-sided sum 1). Horizontal
+ * keeps the sums; vertical divides colour by alpha. */
+void ip__gauss_alpha_taps(double sigma, int r, double *wc);
+void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const double *wc, int r, double *out);
+void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels, const double *wc, int r,
+                       uint8_t *out);
 /* Box. Horizontal window sums of 2r+1 pixels from a pad row (uint8, or
  * premultiplied uint16 for alpha images). */
 void ip__box_h(const uint8_t *pad, size_t width, uint32_t channels, int r, uint32_t *out);
