@@ -919,32 +919,24 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
             if (e & M_LIT) {
                 /* Up to four literal entries on one refill (4 x 11 bits),
                  * each one or two literals, stored as two bytes. */
-                uint16_t v = (uint16_t)(e >> 8);
-                memcpy(out + pos, &v, 2);
-                pos += 1 + ((e & M_TWO) != 0);
-                DROP(M_DROP(e));
-                e = multi[PEEK(LIT_TBITS)];
+#define TAKE_LITERAL_ENTRY()                                \
+    do {                                                    \
+        uint16_t v_ = (uint16_t)(e >> 8);                   \
+        memcpy(out + pos, &v_, 2);                          \
+        pos += 1 + ((e & M_TWO) != 0);                      \
+        DROP(M_DROP(e));                                    \
+        e = multi[PEEK(LIT_TBITS)];                         \
+    } while (0)
+                TAKE_LITERAL_ENTRY();
                 if (e & M_LIT) {
-                    v = (uint16_t)(e >> 8);
-                    memcpy(out + pos, &v, 2);
-                    pos += 1 + ((e & M_TWO) != 0);
-                    DROP(M_DROP(e));
-                    e = multi[PEEK(LIT_TBITS)];
+                    TAKE_LITERAL_ENTRY();
                     if (e & M_LIT) {
-                        v = (uint16_t)(e >> 8);
-                        memcpy(out + pos, &v, 2);
-                        pos += 1 + ((e & M_TWO) != 0);
-                        DROP(M_DROP(e));
-                        e = multi[PEEK(LIT_TBITS)];
-                        if (e & M_LIT) {
-                            v = (uint16_t)(e >> 8);
-                            memcpy(out + pos, &v, 2);
-                            pos += 1 + ((e & M_TWO) != 0);
-                            DROP(M_DROP(e));
-                            e = multi[PEEK(LIT_TBITS)];
-                        }
+                        TAKE_LITERAL_ENTRY();
+                        if (e & M_LIT)
+                            TAKE_LITERAL_ENTRY();
                     }
                 }
+#undef TAKE_LITERAL_ENTRY
                 continue;
             }
             RESOLVE(e, lit, LIT_TBITS);

@@ -474,37 +474,31 @@ static void unpremultiply(const uint64_t *colour, uint32_t count, uint64_t alpha
     }
 }
 
-/* Sliding window along the row, one running sum per channel. */
+/* Sliding window along the row, one running sum per channel; the body of
+ * both element types (pixels, and premultiplied uint16 for alpha). */
+#define BOX_H(pad, width, channels, r, out)                                       \
+    do {                                                                          \
+        const size_t span_ = (size_t)(2 * (r) + 1) * (channels);                  \
+        for (uint32_t c_ = 0; c_ < (channels); c_++) {                            \
+            uint32_t s_ = 0;                                                      \
+            for (size_t t_ = c_; t_ < span_; t_ += (channels))                    \
+                s_ += (pad)[t_];                                                  \
+            (out)[c_] = s_;                                                       \
+            for (size_t i_ = c_ + (channels); i_ < (width) * (channels); i_ += (channels)) { \
+                s_ += (uint32_t)(pad)[i_ - (channels) + span_] - (pad)[i_ - (channels)]; \
+                (out)[i_] = s_;                                                   \
+            }                                                                     \
+        }                                                                         \
+    } while (0)
+
 void ip__box_h(const uint8_t *pad, size_t width, uint32_t channels, int r, uint32_t *out)
 {
-    const size_t span = (size_t)(2 * r + 1) * channels;
-
-    for (uint32_t c = 0; c < channels; c++) {
-        uint32_t s = 0;
-        for (size_t t = c; t < span; t += channels)
-            s += pad[t];
-        out[c] = s;
-        for (size_t i = c + channels; i < width * channels; i += channels) {
-            s += (uint32_t)pad[i - channels + span] - pad[i - channels];
-            out[i] = s;
-        }
-    }
+    BOX_H(pad, width, channels, r, out);
 }
 
 void ip__box_h_alpha(const uint16_t *pad, size_t width, uint32_t channels, int r, uint32_t *out)
 {
-    const size_t span = (size_t)(2 * r + 1) * channels;
-
-    for (uint32_t c = 0; c < channels; c++) {
-        uint32_t s = 0;
-        for (size_t t = c; t < span; t += channels)
-            s += pad[t];
-        out[c] = s;
-        for (size_t i = c + channels; i < width * channels; i += channels) {
-            s += (uint32_t)pad[i - channels + span] - pad[i - channels];
-            out[i] = s;
-        }
-    }
+    BOX_H(pad, width, channels, r, out);
 }
 
 IP__KERNEL_BODY void box_v_step(uint32_t *restrict sum, const uint32_t *add,
