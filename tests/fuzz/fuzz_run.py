@@ -8,9 +8,10 @@ usage: fuzz_run.py replay TARGET DIR...
          Fuzzes RUNS inputs (at most SECONDS) from the DIRs' files (read
          only: new inputs go to a temporary corpus) with a fixed seed,
          IMGPAR_FUZZ_SEED or 1, then prints the executions and coverage.
-         With a fixed seed the inputs tried are the same on every run (a
-         run cut short by SECONDS tries a prefix of them), so a CI run
-         cannot fail on a new find: new bugs are for the long runs of
+         With a fixed seed (and no comparison tracing or corpus reloading,
+         which make a seeded run drift) the inputs tried are the same on
+         every run (a run cut short by SECONDS tries a prefix of them), so a
+         CI run cannot fail on a new find: new bugs are for the long runs of
          README.md (IMGPAR_FUZZ_SEED=0: a random seed). Fails on any
          crash, leak, timeout or too few executions; a crash input is kept
          in the build directory (printed).
@@ -24,9 +25,12 @@ import tempfile
 
 
 def files_of(dirs):
+    """Every file under dirs, in a fixed order: dirs as given, each tree
+    walked in name order (not in the file system's directory order)."""
     out = []
     for d in dirs:
-        for root, _, names in os.walk(d):
+        for root, subdirs, names in os.walk(d):
+            subdirs.sort()
             out += [os.path.join(root, n) for n in sorted(names)]
     return out
 
@@ -62,8 +66,18 @@ def main():
     os.makedirs(corpus)
     crashes = os.path.join(os.path.dirname(target), "fuzz-artifacts")
     os.makedirs(crashes, exist_ok=True)
-    cmd = [target, corpus] + seeds + [
-        "-seed=%d" % seed, "-runs=%d" % runs, "-max_total_time=%d" % seconds, "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
+    # The seeds go in as a list in a fixed order, not as directories:
+    # libFuzzer keeps directory order for seeds of equal size, and that
+    # order differs between file systems and machines.
+    seed_list = os.path.join(work, "seeds")
+    with open(seed_list, "w") as f:
+        f.write(",".join(files_of(seeds)))
+    cmd = [target, corpus, "-seed_inputs=@" + seed_list, "-shuffle=0",
+        "-seed=%d" % seed, "-runs=%d" % runs, "-max_total_time=%d" % seconds,
+        # Without these a fixed seed still drifts from run to run: comparison
+        # tracing feeds heap addresses (which ASLR moves) into the mutations,
+        # and reloading the corpus directory depends on timing.
+        "-use_cmp=0", "-reload=0", "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
         "-max_len=65536",
         "-print_final_stats=1", "-artifact_prefix=%s/%s-" % (crashes, name)]
     p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
