@@ -61,26 +61,52 @@ def main():
     runs, seconds = int(sys.argv[3]), int(sys.argv[4])
     seed = int(os.environ.get("IMGPAR_FUZZ_SEED", "1"))
     seeds = [d for d in sys.argv[5:] if os.path.isdir(d)]   # a target may have no regressions yet
-    work = tempfile.mkdtemp(prefix="imgpar-fuzz-%s-" % name)
+    work = tempfile.mkdtemp(prefix="imgpar-fuzz-%s-" % name, dir="/tmp")
     corpus = os.path.join(work, "corpus")
     os.makedirs(corpus)
     crashes = os.path.join(os.path.dirname(target), "fuzz-artifacts")
     os.makedirs(crashes, exist_ok=True)
     # The seeds go in as a list in a fixed order, not as directories:
     # libFuzzer keeps directory order for seeds of equal size, and that
-    # order differs between file systems and machines.
+    # order differs between file systems and machines. They are copied
+    # under names of one length in the temporary directory, because even
+    # the lengths of their paths shift the heap and with it the run.
+    copies = os.path.join(work, "s")
+    os.makedirs(copies)
+    listed = []
+    for i, path in enumerate(files_of(seeds)):
+        listed.append(os.path.join(copies, "%06d" % i))
+        shutil.copyfile(path, listed[-1])
     seed_list = os.path.join(work, "seeds")
     with open(seed_list, "w") as f:
-        f.write(",".join(files_of(seeds)))
-    cmd = [target, corpus, "-seed_inputs=@" + seed_list, "-shuffle=0",
+        f.write(",".join(listed))
+    cmd = ["./" + name, corpus, "-seed_inputs=@" + seed_list, "-shuffle=0",
         "-seed=%d" % seed, "-runs=%d" % runs, "-max_total_time=%d" % seconds,
         # Without these a fixed seed still drifts from run to run: comparison
         # tracing feeds heap addresses (which ASLR moves) into the mutations,
         # and reloading the corpus directory depends on timing.
         "-use_cmp=0", "-reload=0", "-timeout=20", "-rss_limit_mb=2048", "-malloc_limit_mb=256",
         "-max_len=65536",
-        "-print_final_stats=1", "-artifact_prefix=%s/%s-" % (crashes, name)]
-    p = subprocess.run(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+        "-print_final_stats=1", "-artifact_prefix=fuzz-artifacts/%s-" % name]
+    # The same environment, argument lengths and working directory on every
+    # machine: they set where the stack starts within its page, and some
+    # paths branch on alignment, which changes the coverage libFuzzer sees
+    # and so the inputs it tries next.
+    fixed_env = {"PATH": "/usr/bin:/bin", "LC_ALL": "C",
+                 "ASAN_OPTIONS": env["ASAN_OPTIONS"], "UBSAN_OPTIONS": env["UBSAN_OPTIONS"]}
+    # And without address space randomisation where the system allows it:
+    # the stb target's path through the inputs still depends on where the
+    # heap lands (how, not found: ASan reports nothing).
+    noaslr = ["setarch", os.uname().machine, "-R"]
+    try:
+        if subprocess.run(noaslr + ["true"], capture_output=True).returncode == 0:
+            cmd = noaslr + cmd
+        else:
+            noaslr = None
+    except OSError:
+        noaslr = None
+    p = subprocess.run(cmd, env=fixed_env, cwd=os.path.dirname(target),
+                       stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                        timeout=seconds + 300)
     log = p.stdout.decode("utf-8", "replace")
     shutil.rmtree(work, ignore_errors=True)
@@ -92,8 +118,9 @@ def main():
     if not execs or int(execs.group(1)) < 100:
         print(log[-4000:])
         sys.exit("FAIL: %s: too few executions" % name)
-    print("ok: %s: seed %d, %s executions (of %d, at most %d s), coverage %s edges, %s features" % (
-        name, seed, execs.group(1), runs, seconds, cov[-1][0] if cov else "?", cov[-1][1] if cov else "?"))
+    aslr = "" if noaslr else " (ASLR on: setarch -R refused)"
+    print("ok: %s: seed %d%s, %s executions (of %d, at most %d s), coverage %s edges, %s features" % (
+        name, seed, aslr, execs.group(1), runs, seconds, cov[-1][0] if cov else "?", cov[-1][1] if cov else "?"))
 
 
 if __name__ == "__main__":
