@@ -706,6 +706,10 @@ static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t con
     close(fds[0]);
     while (waitpid(pid, &status, 0) < 0 && errno == EINTR)
         ;
+    /* Killed (by the cancel above, or anything else): it may have died
+     * between creating its shared memory object and unlinking the name. */
+    if (rc || WIFSIGNALED(status))
+        ip__shm_sweep_stale();
     if (rc)
         return rc;
     if (!got_end || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {

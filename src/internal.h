@@ -65,6 +65,9 @@ struct ip__arena;
 int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip_error *err);
 void ip__arena_destroy(struct ip__arena *a);
 size_t ip__arena_size(struct ip__arena *a);
+/* Unlinks /dev/shm/imgpar-<pid>-* names whose process no longer exists:
+ * arenas whose creator was killed between shm_open and shm_unlink. */
+void ip__shm_sweep_stale(void);
 /* The most bytes allocated at once so far (block-aligned sizes). */
 size_t ip__arena_peak(struct ip__arena *a);
 /* Allocates bytes; when the arena is full and wait is set, blocks until

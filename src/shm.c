@@ -5,15 +5,22 @@
  * /imgpar-<pid>-<n>-<random> (O_CREAT|O_EXCL, mode 0600) that is unlinked
  * as soon as it is mapped: forked workers inherit the mapping at the same
  * address, so job descriptors carry plain pointers, and no name is left in
- * /dev/shm even if every process is killed. The parent keeps the fd only to
+ * /dev/shm even if every process is killed afterwards. A SIGKILL in the
+ * instant between shm_open and shm_unlink (imgpar bench kills its
+ * configuration child that way when interrupted) would leave the name:
+ * ip__shm_sweep_stale removes such names, those whose <pid> no longer
+ * exists, before every shared arena is created and after bench kills a
+ * child. The parent keeps the fd only to
  * fallocate each block before use, so a full /dev/shm is an error for one
  * file (IP_ENOSPC) rather than a SIGBUS.
  * Blocks are carved first-fit from an address-ordered list and coalesced on
  * free; callers that find the arena full may wait for a free (that wait is
  * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
  * fresh memory costs ~0.3 ns/byte. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -45,6 +52,32 @@ struct ip__arena {
 };
 
 static atomic_uint arena_counter;
+
+void ip__shm_sweep_stale(void)
+{
+    DIR *d = opendir("/dev/shm");
+    struct dirent *e;
+
+    if (!d)
+        return;
+    while ((e = readdir(d)) != NULL) {
+        char name[NAME_MAX + 2], *end;
+        long pid;
+
+        if (strncmp(e->d_name, "imgpar-", 7) != 0)
+            continue;
+        errno = 0;
+        pid = strtol(e->d_name + 7, &end, 10);
+        if (errno || end == e->d_name + 7 || *end != '-' || pid <= 0 || pid != (pid_t)pid)
+            continue;
+        /* Alive (or not ours to signal: EPERM): leave it. */
+        if (kill((pid_t)pid, 0) == 0 || errno != ESRCH)
+            continue;
+        snprintf(name, sizeof name, "/%s", e->d_name);
+        shm_unlink(name);
+    }
+    closedir(d);
+}
 
 static int open_shm(size_t bytes, struct ip_error *err)
 {
@@ -88,6 +121,7 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
         return ip_error_set(err, IP_EINVAL, "memory budget is zero");
     if (shared) {
         struct statvfs vfs;
+        ip__shm_sweep_stale();
         if (statvfs("/dev/shm", &vfs) == 0) {
             uint64_t avail = (uint64_t)vfs.f_bavail * vfs.f_frsize;
             if (avail < bytes) {

@@ -10,6 +10,9 @@
  *   IMGPAR_SHIM_NO_TMPFILE=1 opens with O_TMPFILE fail with EOPNOTSUPP, as
  *                            on a file system without it (forces the named
  *                            O_EXCL fallback)
+ *   IMGPAR_SHIM_SHM_HOLD_MS=N a successful shm_open sleeps N ms before it
+ *                            returns: holds the name in /dev/shm, so a test
+ *                            can kill the process before shm_unlink
  *
  * Lines are written with one write() on an O_APPEND descriptor, so events
  * from threads and forked workers never mix. */
@@ -143,6 +146,12 @@ int shm_open(const char *name, int flags, mode_t mode)
     if (fd >= 0 && fstat(fd, &st) == 0)
         log_line("shm_open %s %x %o %o %lld\n", name, (unsigned)flags, (unsigned)mode,
                  (unsigned)(st.st_mode & 07777), now_ns());
+    if (fd >= 0 && getenv("IMGPAR_SHIM_SHM_HOLD_MS")) {
+        long ms = atol(getenv("IMGPAR_SHIM_SHM_HOLD_MS"));
+        struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) != 0 && errno == EINTR)
+            ;
+    }
     return fd;
 }
 

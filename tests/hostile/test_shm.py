@@ -5,12 +5,16 @@ at once, so no /dev/shm/imgpar-* name is visible for more than an instant.
 
 An LD_PRELOAD shim (shim.c) logs every shm_open (name, flags, mode, the
 object's mode from fstat) and shm_unlink; a thread polls /dev/shm during
-the runs.
+the runs. A process killed between shm_open and shm_unlink leaves its
+name: the next --procs run removes names whose pid is gone, and imgpar
+bench does after it SIGKILLs a configuration child (the shim holds the name
+open long enough to kill the child inside that window).
 
 usage: test_shm.py IMGPAR SAMPLES CONFORMANCE SHIM
 """
 import os
 import re
+import signal
 import subprocess
 import sys
 import threading
@@ -77,11 +81,14 @@ def check_shm_lifetime(env):
         check(flags & (O_CREAT | O_EXCL) == (O_CREAT | O_EXCL), "shm_open flags %#x lack O_CREAT|O_EXCL" % flags)
         check(flags & 3 == O_RDWR, "shm_open flags %#x" % flags)
         check(mode == "600" and st_mode == "600", "mode %s, object mode %s, expected 600" % (mode, st_mode))
+        # Its own name exactly once (the run may also sweep names of dead
+        # processes: check_stale_names_swept).
+        unlinks = [x for x in unlinks if x[1].startswith("/imgpar-%d-" % p.pid)]
         check([x[1] for x in unlinks] == [name], "unlinks %s, expected exactly %s" % (unlinks, name))
         gap = (int(unlinks[0][2]) - t_open) / 1e6
         check(0 <= gap < 500, "unlinked %.1f ms after creation" % gap)
         # Unlinked before any work: before the first output is even created.
-        order = [x[0] for x in ev]
+        order = [x[0] if x[0] != "shm_unlink" or x[1] == name else "sweep" for x in ev]
         check("tmpfile" in order and order.index("shm_unlink") < order.index("tmpfile"),
               "the name outlived the start of work: %s" % order[:6])
         pids.add(str(p.pid))
@@ -115,5 +122,61 @@ def check_threads_use_no_shm(env):
         check("shm_open" not in ev, "%s opened shared memory: %s" % (opts, ev))
 
 
+def shm_names():
+    return {n for n in os.listdir("/dev/shm") if n.startswith("imgpar")}
+
+
+def dead_pid():
+    p = subprocess.Popen(["true"])
+    p.wait()
+    return p.pid
+
+
+def make_name(pid):
+    name = "imgpar-%d-0-%016x" % (pid, int.from_bytes(os.urandom(8), "big"))
+    fd = os.open(os.path.join("/dev/shm", name), os.O_CREAT | os.O_EXCL | os.O_RDWR, 0o600)
+    os.close(fd)
+    return name
+
+
+def check_stale_names_swept(env):
+    """A name left by a process killed between shm_open and shm_unlink (its
+    pid no longer exists) is removed by the next --procs run; a name whose
+    process is alive is left alone."""
+    stale, live = make_name(dead_pid()), make_name(os.getpid())
+    try:
+        expect(run(env.imgpar, "--procs", "-j", "2", env.sample("gray8.png"), env.fresh_dir("out")), 0)
+        names = shm_names()
+        check(stale not in names, "stale %s was not removed" % stale)
+        check(live in names, "%s of a live process was removed" % live)
+    finally:
+        for n in (stale, live):
+            if os.path.exists(os.path.join("/dev/shm", n)):
+                os.unlink(os.path.join("/dev/shm", n))
+
+
+def check_bench_kill_in_window(env):
+    """imgpar bench cancels a configuration with SIGKILL. The shim holds
+    every new name for 3 s before shm_unlink, so the SIGINT lands while the
+    child holds one: the bench must remove it after killing the child."""
+    before = shm_names()
+    e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_SHM_HOLD_MS="3000")
+    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    p = subprocess.Popen([env.imgpar, "bench", "--no-progress", "--strategies", "procs", "--jobs", "1",
+                          "--repeat", "1", "--warmup", "0", env.sample("gray8.png")], env=e,
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    held = set()
+    deadline = time.monotonic() + 20
+    while not held and time.monotonic() < deadline and p.poll() is None:
+        time.sleep(0.05)
+        held = shm_names() - before
+    check(held, "no name appeared in /dev/shm while the shim held it")
+    p.send_signal(signal.SIGINT)
+    _, err = p.communicate(timeout=30)
+    check(p.returncode == 130, "exit %d (wanted 130): %s" % (p.returncode, err.decode()))
+    left = shm_names() - before
+    check(not left, "left in /dev/shm after the bench killed its child: %s" % left)
+
+
 if __name__ == "__main__":
-    main([check_shm_lifetime, check_threads_use_no_shm])
+    main([check_shm_lifetime, check_threads_use_no_shm, check_stale_names_swept, check_bench_kill_in_window])
