@@ -248,10 +248,8 @@ static int jpeg_guard(const uint8_t *d, size_t len)
  * the file is refused; everything else is left to stb. */
 static int pnm_numbers_ok(const uint8_t *d, size_t len)
 {
-    size_t pos = 2;
+    size_t pos = 2;             /* after the P5/P6 magic that made it a PNM */
 
-    if (len < 2 || d[0] != 'P' || (d[1] != '5' && d[1] != '6'))
-        return 1;
     for (int k = 0; k < 3; k++) {
         uint64_t value = 0;
 
@@ -364,7 +362,7 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
      * tables (and overflows them), and a cut PNG or JPEG gets its reason. */
     if (fmt == IP_FORMAT_PNG && !png_chunks_complete(data, len))
         return ip_error_set(err, IP_ETRUNC, "truncated PNG data");
-    if (!pnm_numbers_ok(data, len))
+    if (fmt == IP_FORMAT_PNM && !pnm_numbers_ok(data, len))
         return ip_error_set(err, IP_ECORRUPT, "%s: bad PNM header: a number too large", what);
     if (fmt == IP_FORMAT_JPEG && (guard = jpeg_guard(data, len)) != 0)
         return ip_error_set(err, IP_ECORRUPT, "%s: %s", what,
