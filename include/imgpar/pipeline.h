@@ -138,7 +138,8 @@ void ip_pipeline_cancel(struct ip_pipeline *p);
 /* Reaps workers, releases the arena. */
 void ip_pipeline_destroy(struct ip_pipeline *p);
 
-/* Peak resident set size of this process in KiB. */
+/* Peak resident set size of this process image in KiB (VmHWM; not what
+ * the process held before it exec'd, which getrusage's ru_maxrss keeps). */
 long ip_peak_rss_kb(void);
 
 #ifdef __cplusplus
