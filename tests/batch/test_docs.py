@@ -39,6 +39,17 @@ def check_help(env):
                    "130 interrupted"]:
         check(re.search(r"\s+".join(map(re.escape, status.split())), text), "exit status %r not in --help" % status)
     check(max(len(line) for line in text.splitlines()) <= 90, "a --help line is wider than 90 columns")
+    # Every option entry has an example command line under it.
+    entries, current = {}, None
+    for line in text.splitlines():
+        m = re.match(r"  (-\S+?),? ", line)
+        if m and not line.startswith("   "):
+            current = m.group(1)
+            entries[current] = False
+        elif current and re.match(r" {24}(imgpar|find) ", line):
+            entries[current] = True
+    missing = [o for o, ex in entries.items() if not ex]
+    check(len(entries) > 30 and not missing, "--help options without an example: %s" % missing)
 
 
 def check_every_option_accepted(env):
