@@ -7,9 +7,9 @@ output exists exactly once (across the shard reports) and the output tree is
 byte-identical to a single-machine run. Then stops every daemon it started,
 by pid, and removes the directory.
 
-Needs root and the packages slurmctld slurmd slurm-client munge: without
-them the test FAILS (it is not registered in tests/run.sh until CI installs
-them; run it with `meson test -C build --suite cluster`).
+Needs root and the packages slurmctld slurmd slurm-client munge (the
+README's set-up installs them): without them the test FAILS. tests/run.sh
+runs it; alone: `meson test -C build --suite cluster`.
 
 usage: test_slurm_array.py IMGPAR SOURCE_ROOT
 """
