@@ -35,15 +35,15 @@ def make_bad_files(env):
     with open(env.sample("photo.jpg"), "rb") as f:
         jpg = f.read()
     put("cut.jpg", jpg[: len(jpg) // 2])
-    # PngSuite's deliberately corrupt files: a signature mangled by CR/LF
-    # conversion, a bad chunk CRC, and a bit depth of 0.
-    for name in ["xcrn0g04.png", "xcsn0g01.png", "xd0n2c08.png"]:
-        corrupt = os.path.join(env.conformance, "pngsuite", "png", name)
-        check(os.path.isfile(corrupt), "missing conformance file %s" % corrupt)
-        paths.append(corrupt)
+    # All 14 of PngSuite's deliberately corrupt files (x*.png): mangled
+    # signatures, bad CRCs, bad bit depths and colour types, missing IDAT...
+    suite = os.path.join(env.conformance, "pngsuite", "png")
+    corrupt = sorted(n for n in os.listdir(suite) if n.startswith("x") and n.endswith(".png"))
+    check(len(corrupt) == 14, "expected 14 x*.png in %s, found %s" % (suite, corrupt))
+    paths += [os.path.join(suite, n) for n in corrupt]
     paths.append(os.path.join(d, "does-not-exist.png"))
-    forbidden = {"empty.png", "notes.txt", "notes.png", "cut.png", "cut.jpg",
-                 "xcrn0g04.png", "xcsn0g01.png", "xd0n2c08.png", "does-not-exist.png"}
+    forbidden = {"empty.png", "notes.txt", "notes.png", "cut.png", "cut.jpg", "does-not-exist.png"}
+    forbidden |= set(corrupt)
     return paths, forbidden
 
 
