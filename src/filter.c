@@ -303,7 +303,7 @@ static void carve(struct run *run, unsigned char *block)
         st->vsum = block + st->off[BUF_VSUM];
         st->alpha_taps = (double *)(void *)(block + st->off[BUF_ALPHA_TAPS]);
         if (st->alpha && st->filter->kind == IP_FILTER_GAUSS)
-            ip__gauss_alpha_taps(st->filter->sigma, st->filter->radius, st->alpha_taps);
+            ip__gauss_weights(st->filter->sigma, st->filter->radius, st->alpha_taps);
     }
 }
 

@@ -41,23 +41,18 @@
 #define H_SHIFT (IP_GAUSS_SHIFT - IP__GAUSS_MID_BITS)
 #define V_SHIFT (IP_GAUSS_SHIFT + IP__GAUSS_MID_BITS)
 
-/* Half kernel wc[0..r] quantised to sum (wc[0] + 2 sum wc[1..r]) exactly
- * 1 << shift, the rounding residue in the centre tap. */
-static void quantise_gauss(double sigma, int r, int shift, int64_t *wc)
+/* The true half kernel wc[0..r] (two-sided sum 1): the alpha path's taps,
+ * and what the integer taps are quantised from. */
+void ip__gauss_weights(double sigma, int r, double *wc)
 {
-    double w[IP_BLUR_MAX_RADIUS + 1];
     double total = 0.0;
-    int64_t side = 0;
 
     for (int i = 0; i <= r; i++) {
-        w[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
-        total += i ? 2.0 * w[i] : w[i];
+        wc[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
+        total += i ? 2.0 * wc[i] : wc[i];
     }
-    for (int i = 1; i <= r; i++) {
-        wc[i] = (int64_t)floor(w[i] / total * (double)(1ll << shift) + 0.5);
-        side += 2 * wc[i];
-    }
-    wc[0] = (1ll << shift) - side;
+    for (int i = 0; i <= r; i++)
+        wc[i] /= total;
 }
 
 int ip__gauss_radius(double sigma)
@@ -69,26 +64,20 @@ int ip__gauss_radius(double sigma)
 
 void ip__gauss_taps(double sigma, int *radius, int32_t *taps)
 {
-    int64_t wc[IP_BLUR_MAX_RADIUS + 1];
+    double w[IP_BLUR_MAX_RADIUS + 1];
     int r = ip__gauss_radius(sigma);
+    int64_t side = 0;
 
-    quantise_gauss(sigma, r, IP_GAUSS_SHIFT, wc);
-    for (int i = 0; i <= r; i++)
-        taps[r - i] = taps[r + i] = (int32_t)wc[i];
+    /* Side taps rounded to 1 << IP_GAUSS_SHIFT, the residue in the centre. */
+    ip__gauss_weights(sigma, r, w);
+    for (int i = 1; i <= r; i++) {
+        taps[r - i] = taps[r + i] = (int32_t)floor(w[i] * (double)(1ll << IP_GAUSS_SHIFT) + 0.5);
+        side += 2 * (int64_t)taps[r + i];
+    }
+    taps[r] = (int32_t)((1ll << IP_GAUSS_SHIFT) - side);
     *radius = r;
 }
 
-void ip__gauss_alpha_taps(double sigma, int r, double *wc)
-{
-    double total = 0.0;
-
-    for (int i = 0; i <= r; i++) {
-        wc[i] = exp(-(double)i * i / (2.0 * sigma * sigma));
-        total += i ? 2.0 * wc[i] : wc[i];
-    }
-    for (int i = 0; i <= r; i++)
-        wc[i] /= total;
-}
 /* ---- Gaussian without alpha ------------------------------------------------
  * Three implementations of the same integer formulas, picked per call:
  * AVX2 and SSE2 intrinsics (x86-64; SSE2 is its baseline) and portable C

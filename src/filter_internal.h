@@ -78,10 +78,12 @@ void ip__gauss_h(const uint8_t *pad, size_t n, size_t step, const int32_t *wc, i
                  uint16_t *out);
 void ip__gauss_v(const void *const *rows, size_t n, const int32_t *wc, int r, uint8_t *out);
 
-/* Gaussian, premultiplied alpha, in double precision (see filter_blur.c):
- * wc[0..r] are the true half-kernel weights (two-sided sum 1). Horizontal
- * keeps the sums; vertical divides colour by alpha. */
-void ip__gauss_alpha_taps(double sigma, int r, double *wc);
+/* The true half-kernel weights wc[0..r] of sigma (two-sided sum 1): the
+ * alpha path's taps, and what ip__gauss_taps quantises. */
+void ip__gauss_weights(double sigma, int r, double *wc);
+/* Gaussian, premultiplied alpha, in double precision (see filter_blur.c)
+ * with the weights above. Horizontal keeps the sums; vertical divides
+ * colour by alpha. */
 void ip__gauss_h_alpha(const uint16_t *pad, size_t n, size_t step, const double *wc, int r, double *out);
 void ip__gauss_v_alpha(const void *const *rows, size_t width, uint32_t channels, const double *wc, int r,
                        uint8_t *out);
