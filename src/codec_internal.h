@@ -72,6 +72,26 @@ int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips
 
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                     struct ip_image *out, struct ip_error *err);
+/* The output shape ip__jpeg_decode would give (channels 0 for CMYK files). */
+int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
+                   struct ip_error *err);
+/* Decodes output rows [skip, skip + dst->height) of a JPEG into dst (same
+ * width and channels), reading the data to its end when `finish`. */
+int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                         const struct ip_image *dst, int finish, struct ip_error *err);
+
+/* codec_jpeg_strips.c: strip-parallel decoding of JPEGs with restart
+ * markers. ip__jpeg_plan_strips returns NULL when the file must be decoded
+ * whole (see the design note there); data must outlive the plan. Strips
+ * may be decoded by any threads in any order into one image of the plan's
+ * shape; together they give exactly ip__jpeg_decode's pixels. */
+struct ip__jpeg_plan;
+struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, const struct ip_decode_opts *opts);
+uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl);
+struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl);
+int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struct ip_image *img,
+                         struct ip_error *err);
+void ip__jpeg_plan_free(struct ip__jpeg_plan *pl);
 int ip__jpeg_encode(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);
 
 /* Decodes any format stb_image knows; fmt is what ip_format_detect said

@@ -47,6 +47,8 @@ struct jpeg_ctx {
     int truncated;                /* decode: a truncation warning was seen */
     char msg[JMSG_LENGTH_MAX];    /* text of that error */
     struct ip_image img;          /* decode: output pixels until success */
+    uint32_t channels;            /* decode: output channels */
+    int cmyk;                     /* decode: libjpeg's CMYK output, converted to RGB here */
     uint8_t *row;                 /* CMYK (decode) or alpha-free (encode) scratch row */
 };
 
@@ -153,36 +155,36 @@ static void cmyk_to_rgb(const uint8_t *src, uint8_t *dst, uint32_t width, int in
     }
 }
 
-/* Everything between creating and destroying the decompressor; called after
- * setjmp, so libjpeg errors longjmp out of it. */
-static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx,
-                       const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                       struct ip_error *err)
+/* Reads the header and chooses the output colour space (ctx->channels,
+ * ctx->cmyk). Called after setjmp, so libjpeg errors longjmp out of it. */
+static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const uint8_t *data,
+                        size_t len, const struct ip_decode_opts *opts, struct ip_error *err)
 {
-    uint32_t channels;
-    int cmyk = 0, rc;
+    uint32_t *channels = &ctx->channels;
+    int *cmyk = &ctx->cmyk;
 
     jpeg_mem_src(cinfo, data, (unsigned long)len);
     jpeg_read_header(cinfo, TRUE);
 
+    *cmyk = 0;
     switch (cinfo->jpeg_color_space) {
     case JCS_GRAYSCALE:
         cinfo->out_color_space = JCS_GRAYSCALE;
-        channels = 1;
+        *channels = 1;
         break;
     case JCS_YCbCr:
         cinfo->out_color_space = opts->jpeg_luma_only ? JCS_GRAYSCALE : JCS_RGB;
-        channels = opts->jpeg_luma_only ? 1 : 3;
+        *channels = opts->jpeg_luma_only ? 1 : 3;
         break;
     case JCS_RGB:
         cinfo->out_color_space = JCS_RGB;
-        channels = 3;
+        *channels = 3;
         break;
     case JCS_CMYK:
     case JCS_YCCK:
         cinfo->out_color_space = JCS_CMYK;
-        channels = 3;
-        cmyk = 1;
+        *channels = 3;
+        *cmyk = 1;
         break;
     default:
         return ip_error_set(err, IP_EUNSUP, "unsupported JPEG color space with %d components",
@@ -190,34 +192,108 @@ static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     }
     cinfo->dct_method = JDCT_ISLOW;
     jpeg_calc_output_dimensions(cinfo);
+    return 0;
+}
 
-    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height,
-                          channels, err);
-    if (rc)
-        return rc;
-    if (cmyk) {
+/* Decodes rows after setup: the first `skip` output rows are read and
+ * dropped, the next dst->height go to dst (whose width and channels match
+ * the output), then decoding stops, through the end of the data when
+ * `finish`. Called after setjmp. */
+static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, uint32_t skip,
+                       const struct ip_image *dst, int finish, struct ip_error *err)
+{
+    uint32_t channels = dst->channels, end = skip + dst->height;
+    int cmyk = ctx->cmyk;
+
+    if (cmyk || skip) {
         ctx->row = malloc((size_t)cinfo->output_width * 4);
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
     }
-
     jpeg_start_decompress(cinfo);
     if ((uint32_t)cinfo->output_components != (cmyk ? 4u : channels) ||
-        cinfo->output_width != ctx->img.width || cinfo->output_height != ctx->img.height)
+        cinfo->output_width != dst->width || cinfo->output_height < end)
         return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
 
-    while (cinfo->output_scanline < cinfo->output_height) {
+    /* Rows far above the wanted ones are skipped (entropy-decoded only);
+     * the last two MCU rows before them are decoded, as upsampling context. */
+    if (skip > 2 * (uint32_t)cinfo->max_v_samp_factor * DCTSIZE) {
+        JDIMENSION n = skip - 2 * (JDIMENSION)cinfo->max_v_samp_factor * DCTSIZE;
+        if (jpeg_skip_scanlines(cinfo, n) != n)
+            return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", cinfo->output_scanline);
+    }
+    while (cinfo->output_scanline < end) {
         uint32_t y = cinfo->output_scanline;
-        uint8_t *dst = ctx->img.pixels + (size_t)y * ctx->img.stride;
-        JSAMPROW row = cmyk ? ctx->row : dst;
+        uint8_t *out = y < skip ? NULL : dst->pixels + (size_t)(y - skip) * dst->stride;
+        JSAMPROW row = cmyk || !out ? ctx->row : out;
 
         if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
             return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", y);
-        if (cmyk)
-            cmyk_to_rgb(ctx->row, dst, ctx->img.width, cinfo->saw_Adobe_marker);
+        if (cmyk && out)
+            cmyk_to_rgb(ctx->row, out, dst->width, cinfo->saw_Adobe_marker);
     }
-    jpeg_finish_decompress(cinfo);
+    if (finish)
+        jpeg_finish_decompress(cinfo);
     return 0;
+}
+
+/* Everything between creating and destroying the decompressor; called after
+ * setjmp, so libjpeg errors longjmp out of it. */
+static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx,
+                       const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                       struct ip_error *err)
+{
+    int rc = decode_setup(cinfo, ctx, data, len, opts, err);
+
+    if (!rc)
+        rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
+    if (!rc)
+        rc = decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
+    return rc;
+}
+
+/* The setjmp frame around decode_setup (+ decode_rows when dst): the
+ * output shape of a JPEG, or the rows [skip, skip + dst->height) of it. */
+static int decode_part(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                       const struct ip_image *dst, int finish, struct ip_image *shape, struct ip_error *err)
+{
+    struct jpeg_decompress_struct cinfo;
+    struct jpeg_ctx ctx;
+    int rc;
+
+    memset(&ctx, 0, sizeof ctx);
+    init_error_mgr(&ctx);
+    cinfo.err = &ctx.pub;
+    if (setjmp(ctx.jmp)) {
+        rc = ip_error_set(err, ctx.code ? ctx.code : IP_ECORRUPT, "JPEG: %s", ctx.msg);
+        goto done;
+    }
+    jpeg_create_decompress(&cinfo);
+    rc = decode_setup(&cinfo, &ctx, data, len, opts, err);
+    if (!rc && shape) {
+        memset(shape, 0, sizeof *shape);
+        shape->width = cinfo.output_width;
+        shape->height = cinfo.output_height;
+        shape->channels = ctx.cmyk ? 0 : ctx.channels;   /* CMYK: not for strips */
+    }
+    if (!rc && dst)
+        rc = decode_rows(&cinfo, &ctx, skip, dst, finish, err);
+done:
+    jpeg_destroy_decompress(&cinfo);
+    free(ctx.row);
+    return rc;
+}
+
+int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
+                   struct ip_error *err)
+{
+    return decode_part(data, len, opts, 0, NULL, 0, shape, err);
+}
+
+int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                         const struct ip_image *dst, int finish, struct ip_error *err)
+{
+    return decode_part(data, len, opts, skip, dst, finish, NULL, err);
 }
 
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,

@@ -161,3 +161,247 @@ int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, 
     free(strips);
     return rc;
 }
+
+/* Strip-parallel decoding of JPEGs with restart markers.
+ *
+ * DESIGN: in a sequential (baseline or extended Huffman) JPEG with one
+ * interleaved scan and a restart interval of whole MCU rows, each restart
+ * segment decodes on its own: the DC predictors reset at every RSTn. A
+ * strip of segments is decoded as a JPEG of its own: the file's headers
+ * with the strip's height in SOF, its SOS, the segments with their RST
+ * markers renumbered from RST0 (libjpeg expects RST0 first), and EOI. Fancy
+ * chroma upsampling reads one chroma row above and below, so a colour strip
+ * decodes one segment more on each side (when there is one) and keeps only
+ * its own rows: every kept row then sees what it sees in a whole-image
+ * decode, and the pixels are identical. The strip layout depends only on
+ * the file. Anything unusual (progressive or arithmetic coding, several
+ * scans, CMYK, no restart interval or one that does not end MCU rows, RST
+ * markers missing or out of order, no EOI, under IP_PNG_STRIP_MIN bytes
+ * decoded) gets no plan and is decoded whole, which also gives corrupt and
+ * truncated files their usual errors; a strip that fails makes the caller
+ * decode the file whole for the same reason. */
+struct ip__jpeg_plan {
+    const uint8_t *data;
+    size_t len;
+    size_t sos;              /* offset of the SOS marker (headers before it) */
+    size_t scan;             /* first entropy-coded byte */
+    size_t sof_height;       /* offset of SOF's height field */
+    struct ip_image shape;   /* output width, height, channels */
+    struct ip_decode_opts opts;
+    uint32_t seg_px;         /* pixel rows per restart segment */
+    uint32_t nseg;
+    size_t *seg_start, *seg_end;   /* entropy bytes of segment i (RST excluded) */
+    uint32_t strip_segs;     /* segments per strip */
+    uint32_t nstrips;
+    int overlap;             /* decode one more segment on each side */
+};
+
+#define DECODE_STRIP_TARGET (4u << 20)
+
+static uint32_t be16(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 8) | p[1];
+}
+
+/* Walks the markers up to SOS; 0 when the file has the layout described above. */
+static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu_h, uint32_t *interval)
+{
+    const uint8_t *d = pl->data;
+    size_t n = pl->len, i = 2;
+    uint32_t ncomp = 0, hmax = 1, vmax = 1, restart = 0;
+    int sof = 0;
+
+    if (n < 4 || d[0] != 0xFF || d[1] != 0xD8)
+        return -1;
+    for (;;) {
+        uint32_t m, seglen;
+
+        if (i + 4 > n || d[i] != 0xFF)
+            return -1;
+        m = d[i + 1];
+        seglen = be16(d + i + 2);
+        if (m == 0xFF || seglen < 2 || i + 2 + seglen > n)
+            return -1;
+        if (m == 0xC0 || m == 0xC1) {
+            const uint8_t *f = d + i + 4;
+            if (sof || seglen < 8 || f[0] != 8)
+                return -1;
+            ncomp = f[5];
+            if ((ncomp != 1 && ncomp != 3) || seglen != 8 + 3 * ncomp)
+                return -1;
+            for (uint32_t c = 0; c < ncomp; c++) {
+                uint32_t h = f[6 + 3 * c + 1] >> 4, v = f[6 + 3 * c + 1] & 15;
+                if (h < 1 || h > 4 || v < 1 || v > 4)
+                    return -1;
+                hmax = h > hmax ? h : hmax;
+                vmax = v > vmax ? v : vmax;
+            }
+            if (ncomp == 1)
+                hmax = vmax = 1;   /* a single-component scan's MCU is one block */
+            pl->sof_height = i + 5;
+            sof = 1;
+        } else if ((m >= 0xC2 && m <= 0xCF && m != 0xC4 && m != 0xC8 && m != 0xCC) || m == 0xD9 ||
+                   (m >= 0xD0 && m <= 0xD8)) {
+            return -1;   /* progressive, lossless, hierarchical, arithmetic; stray markers */
+        } else if (m == 0xDD) {
+            if (seglen != 4)
+                return -1;
+            restart = be16(d + i + 4);
+        } else if (m == 0xDA) {
+            if (!sof || seglen < 6 || d[i + 4] != ncomp)
+                return -1;
+            pl->sos = i;
+            pl->scan = i + 2 + seglen;
+            break;
+        }
+        i += 2 + seglen;
+    }
+    if (!restart || be16(d + pl->sof_height) == 0)
+        return -1;
+    *mcu_w = 8 * hmax;
+    *mcu_h = 8 * vmax;
+    *interval = restart;
+    return 0;
+}
+
+/* Finds the restart segments: nseg - 1 RST markers in order, then EOI. */
+static int plan_segments(struct ip__jpeg_plan *pl)
+{
+    const uint8_t *d = pl->data, *end = d + pl->len, *q = d + pl->scan;
+    uint32_t i = 0;
+
+    pl->seg_start[0] = pl->scan;
+    for (;;) {
+        const uint8_t *ff = memchr(q, 0xFF, (size_t)(end - q));
+        uint8_t m;
+
+        if (!ff || ff + 1 >= end)
+            return -1;
+        m = ff[1];
+        if (m == 0x00 || m == 0xFF) {   /* stuffed byte, or fill before a marker */
+            q = ff + 1 + (m == 0x00);
+            continue;
+        }
+        pl->seg_end[i] = (size_t)(ff - d);
+        if (m == 0xD9)
+            return i + 1 == pl->nseg ? 0 : -1;
+        if (m != 0xD0 + (i & 7) || ++i >= pl->nseg)
+            return -1;
+        pl->seg_start[i] = (size_t)(ff + 2 - d);
+        q = ff + 2;
+    }
+}
+
+void ip__jpeg_plan_free(struct ip__jpeg_plan *pl)
+{
+    if (!pl)
+        return;
+    free(pl->seg_start);
+    free(pl->seg_end);
+    free(pl);
+}
+
+struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, const struct ip_decode_opts *opts)
+{
+    struct ip__jpeg_plan *pl = calloc(1, sizeof *pl);
+    uint32_t mcu_w, mcu_h, interval, per_row, rows_mcu, seg_rows;
+    struct ip_error err;
+    size_t bytes, row, target;
+
+    if (!pl)
+        return NULL;
+    pl->data = data;
+    pl->len = len;
+    pl->opts = *opts;
+    pl->opts.allocator = NULL;
+    if (plan_headers(pl, &mcu_w, &mcu_h, &interval) != 0 ||
+        ip__jpeg_shape(data, len, &pl->opts, &pl->shape, &err) != 0 || pl->shape.channels == 0 ||
+        pl->shape.height != be16(data + pl->sof_height) || pl->shape.width != be16(data + pl->sof_height + 2))
+        goto no;
+    row = (size_t)pl->shape.width * pl->shape.channels;
+    if (ip_mul_size(row, pl->shape.height, &bytes) != 0 || bytes < IP_PNG_STRIP_MIN)
+        goto no;
+    per_row = (pl->shape.width + mcu_w - 1) / mcu_w;
+    rows_mcu = (pl->shape.height + mcu_h - 1) / mcu_h;
+    if (interval % per_row != 0)
+        goto no;
+    seg_rows = interval / per_row;
+    pl->seg_px = seg_rows * mcu_h;
+    pl->nseg = (rows_mcu + seg_rows - 1) / seg_rows;
+    pl->seg_start = malloc(pl->nseg * sizeof *pl->seg_start);
+    pl->seg_end = malloc(pl->nseg * sizeof *pl->seg_end);
+    if (!pl->seg_start || !pl->seg_end || plan_segments(pl) != 0)
+        goto no;
+    /* About DECODE_STRIP_TARGET bytes of output per strip, and at least 4
+     * segments once there are 16 strips or more, since each strip also
+     * entropy-decodes the segment above it. */
+    target = IP_PNG_STRIP_MIN / 4 < DECODE_STRIP_TARGET ? IP_PNG_STRIP_MIN / 4 : DECODE_STRIP_TARGET;
+    pl->strip_segs = (uint32_t)((target / row + pl->seg_px - 1) / pl->seg_px);
+    if (pl->strip_segs < pl->nseg / 16 && pl->strip_segs < 4)
+        pl->strip_segs = pl->nseg / 16 < 4 ? pl->nseg / 16 : 4;
+    if (pl->strip_segs < 1)
+        pl->strip_segs = 1;
+    pl->nstrips = (pl->nseg + pl->strip_segs - 1) / pl->strip_segs;
+    pl->overlap = pl->shape.channels > 1;
+    if (pl->nstrips < 2)
+        goto no;
+    return pl;
+no:
+    ip__jpeg_plan_free(pl);
+    return NULL;
+}
+
+uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl)
+{
+    return pl->nstrips;
+}
+
+struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl)
+{
+    return pl->shape;
+}
+
+int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struct ip_image *img,
+                         struct ip_error *err)
+{
+    uint32_t s0 = k * pl->strip_segs, s1 = s0 + pl->strip_segs, e0, e1;
+    uint32_t y0, y1, ye0, ye1;
+    struct ip_buf jpg = {0};
+    struct ip_image view;
+    size_t need;
+    int rc;
+
+    if (k >= pl->nstrips || img->width != pl->shape.width || img->height != pl->shape.height ||
+        img->channels != pl->shape.channels)
+        return ip_error_set(err, IP_EINVAL, "JPEG strip %u does not fit the image", k);
+    if (s1 > pl->nseg)
+        s1 = pl->nseg;
+    e0 = pl->overlap && s0 > 0 ? s0 - 1 : s0;
+    e1 = pl->overlap && s1 < pl->nseg ? s1 + 1 : s1;
+    y0 = s0 * pl->seg_px;
+    y1 = s1 == pl->nseg ? pl->shape.height : s1 * pl->seg_px;
+    ye0 = e0 * pl->seg_px;
+    ye1 = e1 == pl->nseg ? pl->shape.height : e1 * pl->seg_px;
+
+    need = pl->scan + (pl->seg_end[e1 - 1] - pl->seg_start[e0]) + 2;
+    rc = ip__buf_reserve(&jpg, need, err);
+    if (rc)
+        return rc;
+    memcpy(jpg.data, pl->data, pl->scan);
+    jpg.data[pl->sof_height] = (uint8_t)((ye1 - ye0) >> 8);
+    jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - ye0);
+    jpg.len = pl->scan;
+    for (uint32_t i = e0; i < e1; i++) {
+        size_t n = pl->seg_end[i] - pl->seg_start[i];
+        memcpy(jpg.data + jpg.len, pl->data + pl->seg_start[i], n);
+        jpg.len += n;
+        jpg.data[jpg.len++] = 0xFF;
+        jpg.data[jpg.len++] = i + 1 < e1 ? (uint8_t)(0xD0 + ((i - e0) & 7)) : 0xD9;
+    }
+    view = *img;
+    view.pixels = img->pixels + (size_t)y0 * img->stride;
+    view.height = y1 - y0;
+    rc = ip__jpeg_decode_rows(jpg.data, jpg.len, &pl->opts, y0 - ye0, &view, s1 == pl->nseg, err);
+    ip_buf_free(&jpg);
+    return rc;
+}

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "codec_internal.h"
 #include "pipeline_internal.h"
 
 #define ALIGN_UP(x) (((x) + 63u) & ~(size_t)63u)
@@ -127,6 +128,56 @@ out:
     return item;
 }
 
+struct decode_strips {
+    const struct ip__jpeg_plan *plan;
+    struct ip_image img;
+};
+
+static int decode_strip(void *ctx, uint32_t k, struct ip_error *err)
+{
+    struct decode_strips *d = ctx;
+
+    return ip__jpeg_plan_decode(d->plan, k, &d->img, err);
+}
+
+/* A huge JPEG with restart markers is decoded by a strip team (team.c,
+ * codec_jpeg_strips.c), with the same pixels as a whole decode. Returns 0
+ * (decoded into item->src), IP_EINTR, or 1: decode it whole, because the
+ * file has no plan or a strip failed (the whole decode then gives the
+ * file's usual error). The caller holds a CPU token. */
+static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_buf *buf,
+                       const struct ip_decode_opts *opts)
+{
+    struct ip__jpeg_plan *plan = ip__jpeg_plan_strips(buf->data, buf->len, opts);
+    struct decode_strips d = {plan, {0}};
+    struct ip_image shape;
+    struct ip_error err;
+    uint64_t helper_ns = 0;
+    int rc;
+
+    if (!plan)
+        return 1;
+    shape = ip__jpeg_plan_shape(plan);
+    ip_error_clear(&err);
+    rc = ip__pixels_alloc(opts, &d.img, shape.width, shape.height, shape.channels, &err);
+    if (rc == 0) {
+        rc = ip__team_run(p, ip__jpeg_plan_count(plan), decode_strip, &d, &helper_ns, &err);
+        ip__stage_add(p, item, IP_STAGE_DECODE, helper_ns);
+        if (rc)
+            ip__pixels_free(opts, &d.img);
+    }
+    ip__jpeg_plan_free(plan);
+    if (rc == IP_EINTR || atomic_load(&p->cancelled)) {
+        ip__pixels_free(opts, &d.img);
+        return ip_error_set(&item->err, IP_EINTR, "interrupted");
+    }
+    if (rc)
+        return 1;
+    item->src = d.img;
+    atomic_fetch_add(&p->strip_decodes, 1);
+    return 0;
+}
+
 static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf)
 {
     struct ip_decode_opts opts = p->cfg.decode;
@@ -152,7 +203,14 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     opts.jpeg_luma_only = opts.jpeg_luma_only && !p->cfg.no_filter && p->cfg.chain.count > 0 &&
                           p->cfg.chain.filters[0].kind == IP_FILTER_GRAY &&
                           p->cfg.chain.filters[0].gray == IP_GRAY_601;
-    rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
+    rc = 1;
+    if (p->cfg.jobs > 1 && opts.decoder == IP_DECODER_NATIVE &&
+        ip_format_detect(buf->data, buf->len) == IP_FORMAT_JPEG) {
+        rc = decode_team(p, item, buf, &opts);
+        fmt = IP_FORMAT_JPEG;
+    }
+    if (rc == 1)
+        rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     ip_buf_free(buf);

@@ -16,6 +16,9 @@
  * - Cores: -j is a budget of CPU tokens. Decoding, each filter band and
  *   encoding hold one token; waiting holds none. So at most -j cores are
  *   busy whatever the thread counts, and idle stages lend their cores.
+ *   A huge image's decode (a JPEG with restart markers) and encode (PNG or
+ *   JPEG) run as strip teams (team.c): the owning loader or writer borrows
+ *   idle tokens for helper threads, one strip per token.
  * - Splitting: a band is [y0,y1) output rows; the kernels read their halo
  *   from the whole source, so bands are independent and byte-identical to a
  *   whole-image run. auto uses bands when images are fewer than workers or
@@ -397,6 +400,7 @@ int ip_pipeline_run(struct ip_pipeline *p, struct ip_source *source, struct ip_s
     for (int s = 0; s < IP_STAGE_COUNT; s++)
         atomic_store(&p->busy_ns[s], 0);
     atomic_store(&p->jobs_submitted, 0);
+    atomic_store(&p->strip_decodes, 0);
     p->source = source;
     p->source_done = 0;
     p->source_error = 0;
@@ -468,6 +472,7 @@ out:
     p->stats.workers = p->workers;
     p->stats.mem = ip__arena_size(p->arena);
     p->stats.peak_pixel_bytes = ip__arena_peak(p->arena);
+    p->stats.strip_decodes = atomic_load(&p->strip_decodes);
     if (stats)
         *stats = p->stats;
     free(loaders);

@@ -51,6 +51,7 @@ struct ip_pipeline {
     atomic_int cancelled;
     _Atomic uint64_t busy_ns[IP_STAGE_COUNT];
     _Atomic uint64_t jobs_submitted;
+    _Atomic uint64_t strip_decodes;
 
     char *test_stall, *test_crash;      /* basenames from IMGPAR_TEST_STALL / _CRASH */
     char *test_stall_pidfile;
@@ -69,5 +70,13 @@ void ip__item_register(struct ip_pipeline *p, struct ip__item *item);
 /* pipeline.c: reports the item's outcome (status from item->err) and frees it. */
 void ip__item_finish(struct ip_pipeline *p, struct ip__item *item, enum ip_result_status status);
 void ip__stage_add(struct ip_pipeline *p, struct ip__item *item, enum ip_stage stage, uint64_t ns);
+
+/* team.c: works strips 0..n-1 of one image with fn(ctx, k, err) on up to
+ * -j threads (the caller, which holds a CPU token, and helpers that each take
+ * one per strip). Returns 0 once every strip is done, else the first
+ * failure (in *err); *helper_busy_ns gets the helpers' time on strips. */
+typedef int (*ip__team_fn)(void *ctx, uint32_t k, struct ip_error *err);
+int ip__team_run(struct ip_pipeline *p, uint32_t n, ip__team_fn fn, void *ctx, uint64_t *helper_busy_ns,
+                 struct ip_error *err);
 
 #endif

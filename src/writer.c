@@ -154,128 +154,58 @@ static enum ip_format output_format(const struct ip__item *item)
     return item->in_format == IP_FORMAT_JPEG ? IP_FORMAT_JPEG : IP_FORMAT_PNG;
 }
 
-/* A huge PNG or JPEG is encoded by a team: the writer and up to jobs-1
- * helper threads take strips from a shared counter, each holding a CPU
- * token per strip, so one image can keep every core busy. The strip layout
+/* A huge PNG or JPEG is encoded by a strip team (team.c): the strip layout
  * depends only on the image, so the bytes are the same whoever encodes them. */
-struct strip_team {
+struct encode_strips {
     struct ip_pipeline *p;
     const struct ip_image *img;
     enum ip_format fmt;
-    uint32_t n;
-    atomic_uint next;
     struct ip_buf *bufs;
     uint32_t *adlers;
     size_t *lens;
-    pthread_mutex_t lock;
-    uint32_t done;            /* strips encoded */
-    int rc;                   /* first failure */
-    struct ip_error err;
-    uint64_t helper_busy_ns;  /* encode time of the helper threads */
 };
 
-/* Encodes strips until none is left. A helper takes a CPU token before it
- * claims a strip; the writer already holds one. */
-static void team_work(struct strip_team *t, int holds_token)
+static int encode_strip(void *ctx, uint32_t k, struct ip_error *err)
 {
-    for (;;) {
-        struct ip_error err;
-        uint64_t t0;
-        unsigned k;
-        int rc;
+    struct encode_strips *e = ctx;
 
-        if (atomic_load(&t->next) >= t->n)
-            break;
-        if (!holds_token && ip__sem_acquire(&t->p->cpu, NULL) != 0)
-            break;  /* cancelled: the writer sees the missing strips as an error */
-        k = atomic_fetch_add(&t->next, 1);
-        if (k >= t->n) {
-            if (!holds_token)
-                ip__sem_release(&t->p->cpu);
-            break;
-        }
-        t0 = ip__now_ns();
-        ip_error_clear(&err);
-        if (t->fmt == IP_FORMAT_PNG)
-            rc = ip__png_strip_encode(t->img, t->p->cfg.encode.png_level, k, &t->bufs[k], &t->adlers[k],
-                                      &t->lens[k], &err);
-        else
-            rc = ip__jpeg_strip_encode(t->img, t->p->cfg.encode.jpeg_quality, k, &t->bufs[k], &err);
-        t0 = ip__now_ns() - t0;
-        if (!holds_token)
-            ip__sem_release(&t->p->cpu);
-        pthread_mutex_lock(&t->lock);
-        if (!holds_token)
-            t->helper_busy_ns += t0;  /* the writer's own time is counted by write_one */
-        if (rc && !t->rc) {
-            t->rc = rc;
-            t->err = err;
-        }
-        t->done++;
-        pthread_mutex_unlock(&t->lock);
-    }
+    if (e->fmt == IP_FORMAT_PNG)
+        return ip__png_strip_encode(e->img, e->p->cfg.encode.png_level, k, &e->bufs[k], &e->adlers[k],
+                                    &e->lens[k], err);
+    return ip__jpeg_strip_encode(e->img, e->p->cfg.encode.jpeg_quality, k, &e->bufs[k], err);
 }
 
-static void *team_main(void *arg)
-{
-    team_work(arg, 0);
-    return NULL;
-}
-
-/* Encodes img (a PNG or JPEG with strips) with a team; the caller holds one CPU token. */
+/* Encodes img (a PNG or JPEG with n strips) with a team; the caller holds one CPU token. */
 static int encode_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_image *img,
                        enum ip_format fmt, uint32_t n, struct ip_buf *enc)
 {
-    struct strip_team t;
-    pthread_t helpers[64];
-    int nh = 0, want = p->cfg.jobs - 1;
+    struct encode_strips e = {p, img, fmt, NULL, NULL, NULL};
+    uint64_t helper_ns = 0;
+    int rc;
 
-    memset(&t, 0, sizeof t);
-    t.p = p;
-    t.img = img;
-    t.fmt = fmt;
-    t.n = n;
-    atomic_init(&t.next, 0);
-    t.bufs = calloc(n, sizeof *t.bufs);
-    t.adlers = calloc(n, sizeof *t.adlers);
-    t.lens = calloc(n, sizeof *t.lens);
-    pthread_mutex_init(&t.lock, NULL);
-    if (!t.bufs || !t.adlers || !t.lens) {
-        t.rc = ip_error_set(&item->err, IP_ENOMEM, "out of memory for PNG strips");
+    e.bufs = calloc(n, sizeof *e.bufs);
+    e.adlers = calloc(n, sizeof *e.adlers);
+    e.lens = calloc(n, sizeof *e.lens);
+    if (!e.bufs || !e.adlers || !e.lens) {
+        rc = ip_error_set(&item->err, IP_ENOMEM, "out of memory for %s strips",
+                          fmt == IP_FORMAT_PNG ? "PNG" : "JPEG");
         goto out;
     }
-    if (want > (int)n - 1)
-        want = (int)n - 1;
-    if (want > 64)
-        want = 64;
-    for (; nh < want; nh++)
-        if (pthread_create(&helpers[nh], NULL, team_main, &t) != 0)
-            break;
-    team_work(&t, 1);
-    /* Lend our token while the helpers finish, so none waits on it forever. */
-    ip__sem_release(&p->cpu);
-    for (int i = 0; i < nh; i++)
-        pthread_join(helpers[i], NULL);
-    if (ip__sem_acquire(&p->cpu, NULL) != 0 && !t.rc)
-        t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
-    if (!t.rc && t.done != n)
-        t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
-    ip__stage_add(p, item, IP_STAGE_ENCODE, t.helper_busy_ns);
-    if (t.rc)
-        item->err = t.err;
-    else if (fmt == IP_FORMAT_PNG)
-        t.rc = ip__png_strips_join(img, p->cfg.encode.png_level, t.bufs, t.adlers, t.lens, n, enc,
-                                   &item->err);
+    rc = ip__team_run(p, n, encode_strip, &e, &helper_ns, &item->err);
+    ip__stage_add(p, item, IP_STAGE_ENCODE, helper_ns);   /* the writer's own time is counted by write_one */
+    if (rc)
+        goto out;
+    if (fmt == IP_FORMAT_PNG)
+        rc = ip__png_strips_join(img, p->cfg.encode.png_level, e.bufs, e.adlers, e.lens, n, enc, &item->err);
     else
-        t.rc = ip__jpeg_strips_join(img, t.bufs, n, enc, &item->err);
+        rc = ip__jpeg_strips_join(img, e.bufs, n, enc, &item->err);
 out:
-    for (uint32_t k = 0; t.bufs && k < n; k++)
-        ip_buf_free(&t.bufs[k]);
-    free(t.bufs);
-    free(t.adlers);
-    free(t.lens);
-    pthread_mutex_destroy(&t.lock);
-    return t.rc;
+    for (uint32_t k = 0; e.bufs && k < n; k++)
+        ip_buf_free(&e.bufs[k]);
+    free(e.bufs);
+    free(e.adlers);
+    free(e.lens);
+    return rc;
 }
 
 static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc)

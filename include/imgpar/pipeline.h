@@ -110,6 +110,8 @@ struct ip_stats {
     uint64_t mem;
     uint64_t peak_pixel_bytes;          /* most pixel bytes in flight at once: decoded images and
                                          * their filter outputs in the --mem arena */
+    uint64_t strip_decodes;             /* images decoded by strips on several cores (huge JPEGs
+                                         * with restart markers) */
 };
 
 struct ip_pipeline;

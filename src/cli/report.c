@@ -413,4 +413,7 @@ void cli_print_stats(FILE *f, const struct ip_stats *s, enum ip_exec_kind exec)
     fprintf(f, "  peak RSS: imgpar %.1f MiB, largest worker %.1f MiB; pixels in flight at most %.1f MiB\n",
             (double)s->peak_rss_kb / 1024.0, (double)s->worker_peak_rss_kb / 1024.0,
             (double)s->peak_pixel_bytes / (1024.0 * 1024.0));
+    if (s->strip_decodes)
+        fprintf(f, "  decoded by strips on several cores: %llu image%s\n",
+                (unsigned long long)s->strip_decodes, s->strip_decodes == 1 ? "" : "s");
 }

@@ -1,7 +1,46 @@
 /* libFuzzer target: the JPEG decoder (libjpeg-turbo through
  * codec_jpeg.c), strict, with allow_truncated, and luma-only. Inputs
- * without the SOI marker get FF D8 FF prepended. */
+ * without the SOI marker get FF D8 FF prepended.
+ *
+ * Differential check of the strip decoder (codec_jpeg_strips.c), with the
+ * size threshold at zero so that every file with a plan is decoded by
+ * strips, one restart segment each: whenever all strips decode, the whole
+ * decode (strict, same options) must have succeeded with the same pixels. */
+#include "codec_internal.h"
 #include "fuzz_common.h"
+
+static void check_strips(const uint8_t *buf, size_t len, const struct ip_decode_opts *opts, int whole_rc,
+                         const struct ip_image *whole)
+{
+    struct ip__jpeg_plan *plan;
+    struct ip_image img;
+    struct ip_error err;
+    int ok = 1;
+
+    ip__png_strip_min = 0;
+    plan = ip__jpeg_plan_strips(buf, len, opts);
+    if (!plan)
+        return;
+    img = ip__jpeg_plan_shape(plan);
+    FUZZ_ASSERT(img.width > 0 && img.height > 0 && img.channels >= 1 && img.channels <= 3);
+    if ((uint64_t)img.width * img.height > FUZZ_MAX_PIXELS || img.width > FUZZ_MAX_DIM ||
+        img.height > FUZZ_MAX_DIM) {
+        ip__jpeg_plan_free(plan);
+        return;
+    }
+    img.stride = (size_t)img.width * img.channels;
+    img.pixels = malloc(img.stride * img.height);
+    FUZZ_ASSERT(img.pixels != NULL);
+    for (uint32_t k = ip__jpeg_plan_count(plan); k-- > 0 && ok;)
+        ok = ip__jpeg_plan_decode(plan, k, &img, &err) == 0;
+    if (ok) {
+        FUZZ_ASSERT(whole_rc == 0);
+        FUZZ_ASSERT(whole->width == img.width && whole->height == img.height && whole->channels == img.channels);
+        FUZZ_ASSERT(memcmp(whole->pixels, img.pixels, img.stride * img.height) == 0);
+    }
+    free(img.pixels);
+    ip__jpeg_plan_free(plan);
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
@@ -19,9 +58,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!buf)
         return 0;
     for (int mode = 0; mode < 3; mode++) {
+        int rc;
+
         fuzz_opts(&opts, IP_DECODER_NATIVE, mode == 1);
         opts.jpeg_luma_only = mode == 2;
-        fuzz_decode(buf, len, &opts, &img, &counts);
+        rc = fuzz_decode(buf, len, &opts, &img, &counts);
+        if (mode != 1)
+            check_strips(buf, len, &opts, rc, &img);
         fuzz_image_free(&img, &counts);
     }
     free(buf);
