@@ -110,6 +110,33 @@ static int open_shm(size_t bytes, struct ip_error *err)
     return fd;
 }
 
+/* A private arena on 2 MiB boundaries, with transparent huge pages asked
+ * for: a huge image's first touch then takes one page fault per 2 MiB
+ * instead of per 4 KiB, which matters when 16 threads decode into fresh
+ * memory at once (the faults serialise on the process's memory map lock).
+ * Without THP (or with it off) the advice does nothing. */
+static void *map_private(size_t bytes)
+{
+    const size_t huge = 2u << 20;
+    uint8_t *raw = mmap(NULL, bytes + huge, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+                        -1, 0);
+    uint8_t *base;
+    size_t head;
+
+    if (raw == MAP_FAILED)
+        return MAP_FAILED;
+    base = (uint8_t *)(((uintptr_t)raw + huge - 1) & ~(uintptr_t)(huge - 1));
+    head = (size_t)(base - raw);
+    if (head)
+        munmap(raw, head);
+    if (huge - head)
+        munmap(base + bytes, huge - head);
+#ifdef MADV_HUGEPAGE
+    madvise(base, bytes, MADV_HUGEPAGE);
+#endif
+    return base;
+}
+
 int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip_error *err)
 {
     struct ip__arena *a;
@@ -147,8 +174,7 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
         a->fd = rc;
         a->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, a->fd, 0);
     } else {
-        a->base = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
-                       -1, 0);
+        a->base = map_private(bytes);
     }
     if (a->base == MAP_FAILED) {
         rc = ip_error_set(err, IP_ENOMEM, "cannot map the --mem arena of %zu MiB: %s", bytes >> 20,
