@@ -27,7 +27,8 @@ import tempfile
 import time
 
 HERE = os.path.dirname(os.path.abspath(__file__))
-PY = "/usr/bin/python3"
+# The Python that runs the Pillow and OpenCV pools (IMGPAR_PEERS_PYTHON overrides it).
+PY = os.environ.get("IMGPAR_PEERS_PYTHON", "/usr/bin/python3")
 IM_CONVERT = "/usr/bin/convert-im6.q16"   # not /usr/local/bin/convert or GraphicsMagick's convert
 
 
