@@ -11,8 +11,12 @@
  * ip__shm_sweep_stale removes such names, those whose <pid> no longer
  * exists, before every shared arena is created and after bench kills a
  * child. The parent keeps the fd only to
- * fallocate each block before use, so a full /dev/shm is an error for one
- * file (IP_ENOSPC) rather than a SIGBUS.
+ * fallocate blocks before use, so a full /dev/shm is an error for one
+ * file (IP_ENOSPC) rather than a SIGBUS. Only memory never used before is
+ * fallocated: `prepared` is how far from the start the object is known to
+ * be allocated, and grows under its own lock (tmpfs serialises fallocate on
+ * the inode anyway, and it zeroes what it allocates), so a reused block
+ * costs no system call and concurrent loaders do not queue on the inode.
  * Blocks are carved first-fit from an address-ordered list and coalesced on
  * free; callers that find the arena full may wait for a free (that wait is
  * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
@@ -49,6 +53,8 @@ struct ip__arena {
     struct block *blocks;   /* address-ordered, covering [0, size) */
     int cancelled;
     size_t used, peak;      /* bytes allocated now, and at most so far */
+    pthread_mutex_t prepare_lock;   /* shared: serialises growing `prepared` */
+    _Atomic size_t prepared;        /* shared: [0, prepared) is fallocated */
 };
 
 static atomic_uint arena_counter;
@@ -188,6 +194,8 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
     }
     a->blocks->len = bytes;
     pthread_mutex_init(&a->lock, NULL);
+    pthread_mutex_init(&a->prepare_lock, NULL);
+    atomic_init(&a->prepared, 0);
     pthread_cond_init(&a->freed, NULL);
     *out = a;
     return 0;
@@ -217,6 +225,7 @@ void ip__arena_destroy(struct ip__arena *a)
         close(a->fd);
     pthread_cond_destroy(&a->freed);
     pthread_mutex_destroy(&a->lock);
+    pthread_mutex_destroy(&a->prepare_lock);
     free(a);
 }
 
@@ -280,6 +289,27 @@ static void release(struct ip__arena *a, struct block *b)
     }
 }
 
+/* Makes sure [0, end) of the shared object is allocated in /dev/shm. */
+static int prepare(struct ip__arena *a, size_t end)
+{
+    size_t from;
+    int rc = 0;
+
+    if (atomic_load(&a->prepared) >= end)
+        return 0;
+    pthread_mutex_lock(&a->prepare_lock);
+    from = atomic_load(&a->prepared);
+    if (from < end) {
+        if (fallocate(a->fd, 0, (off_t)from, (off_t)(end - from)) != 0 && errno != EOPNOTSUPP &&
+            errno != ENOSYS)
+            rc = -1;
+        else
+            atomic_store(&a->prepared, end);
+    }
+    pthread_mutex_unlock(&a->prepare_lock);
+    return rc;
+}
+
 int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
                     struct ip_error *err)
 {
@@ -310,8 +340,7 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
         *wait_ns += ip__now_ns() - t0;
     pthread_mutex_unlock(&a->lock);
 
-    if (a->fd >= 0 && fallocate(a->fd, 0, (off_t)b->off, (off_t)b->len) != 0 &&
-        errno != EOPNOTSUPP && errno != ENOSYS) {
+    if (a->fd >= 0 && prepare(a, b->off + b->len) != 0) {
         int e = errno;
         pthread_mutex_lock(&a->lock);
         release(a, b);

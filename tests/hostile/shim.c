@@ -13,6 +13,10 @@
  *   IMGPAR_SHIM_SHM_HOLD_MS=N a successful shm_open sleeps N ms before it
  *                            returns: holds the name in /dev/shm, so a test
  *                            can kill the process before shm_unlink
+ *   IMGPAR_SHIM_FALLOCATE_LIMIT=N  a fallocate reaching past byte N fails
+ *                            with ENOSPC, as on a /dev/shm with N bytes free;
+ *                            every fallocate is logged as
+ *                              fallocate OFFSET LEN
  *
  * Lines are written with one write() on an O_APPEND descriptor, so events
  * from threads and forked workers never mix. */
@@ -183,4 +187,29 @@ int fdatasync(int fd)
         LOOKUP(real, "fdatasync");
     log_line("fdatasync %d\n", fd);
     return real(fd);
+}
+
+/* Both names: a caller built with _FILE_OFFSET_BITS=64 calls fallocate64. */
+static int shim_fallocate(const char *sym, int fd, int mode, off_t offset, off_t len)
+{
+    int (*real)(int, int, off_t, off_t);
+    const char *limit = getenv("IMGPAR_SHIM_FALLOCATE_LIMIT");
+
+    LOOKUP(real, sym);
+    log_line("fallocate %lld %lld\n", (long long)offset, (long long)len);
+    if (limit && *limit && offset + len > atoll(limit)) {
+        errno = ENOSPC;
+        return -1;
+    }
+    return real(fd, mode, offset, len);
+}
+
+int fallocate(int fd, int mode, off_t offset, off_t len)
+{
+    return shim_fallocate("fallocate", fd, mode, offset, len);
+}
+
+int fallocate64(int fd, int mode, off_t offset, off_t len)
+{
+    return shim_fallocate("fallocate64", fd, mode, offset, len);
 }

@@ -10,6 +10,11 @@ name: the next --procs run removes names whose pid is gone, and imgpar
 bench does after it SIGKILLs a configuration child (the shim holds the name
 open long enough to kill the child inside that window).
 
+A full /dev/shm is an error for the files that need more of it (the
+shim makes fallocate fail past a limit): one line each, the other files
+complete, exit 1, no crash. The arena fallocates only memory it never used
+before, so a run whose images reuse one block calls fallocate once.
+
 usage: test_shm.py IMGPAR SAMPLES CONFORMANCE SHIM
 """
 import os
@@ -178,5 +183,57 @@ def check_bench_kill_in_window(env):
     check(not left, "left in /dev/shm after the bench killed its child: %s" % left)
 
 
+def check_shm_full(env):
+    from PIL import Image
+    import numpy as np
+    src = env.fresh_dir("full-in")
+    rng = np.random.default_rng(3)
+    names = ["im%d.png" % i for i in range(6)]
+    for n in names:
+        Image.fromarray(rng.integers(0, 256, (400, 600, 3), dtype=np.uint8)).save(os.path.join(src, n))
+    block = 600 * 400 * 3 + 600 * 400   # decoded RGB + gray output, both 64-byte aligned
+    block = (block + 4095) // 4096 * 4096
+    log = os.path.join(env.tmp, "fallocate.log")
+
+    def go(limit, *opts):
+        if os.path.exists(log):
+            os.unlink(log)
+        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log,
+                 IMGPAR_SHIM_FALLOCATE_LIMIT=str(limit))
+        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        out = env.fresh_dir("full-out")
+        r = run(env.imgpar, "--procs", *opts, src, out, env=e)
+        calls = [l.split()[1:] for l in open(log).read().splitlines() if l.startswith("fallocate")] \
+            if os.path.exists(log) else []
+        return r, sorted(os.listdir(out)), calls
+
+    # One image in flight: every image reuses the first block, fallocated once.
+    r, outs, calls = go(block, "-j", "1", "--queue", "1")
+    expect(r, 0)
+    check(outs == names, "outputs %s" % outs)
+    check(calls == [["0", str(block)]], "fallocate calls %s, wanted one of [0, %d)" % (calls, block))
+    # No room for even one image: each file fails with one line, nothing crashes.
+    r, outs, calls = go(block - 4096, "-j", "1", "--queue", "1")
+    expect(r, 1)
+    check(outs == [], "outputs %s with a full /dev/shm" % outs)
+    err = r.err.decode()
+    lines = [l for l in err.splitlines() if "no room in /dev/shm" in l]
+    check(sorted(n for n in names for l in lines if "/%s:" % n in l) == names and len(lines) == len(names),
+          "error lines: %s" % err)
+    # Room for two images at a time, asked for four: the files that need a third
+    # block fail, the others complete; every file has an output or an error line.
+    r, outs, calls = go(2 * block, "-j", "4", "--queue", "4")
+    err = r.err.decode()
+    check(r.rc in (0, 1), "exit %d: %s" % (r.rc, err))
+    failed = sorted({n for n in names for l in err.splitlines() if "/%s:" % n in l and "no room" in l})
+    check(sorted(outs + failed) == names,
+          "outputs %s and failures %s do not cover the inputs: %s" % (outs, failed, err))
+    check(len(outs) >= 2, "only %d outputs with room for two images" % len(outs))
+    check((r.rc == 1) == bool(failed), "exit %d with failures %s" % (r.rc, failed))
+    print("  /dev/shm full: one fallocate for six reused blocks; ENOSPC per file; %d of 6 failed with room "
+          "for two" % len(failed))
+
+
 if __name__ == "__main__":
-    main([check_shm_lifetime, check_threads_use_no_shm, check_stale_names_swept, check_bench_kill_in_window])
+    main([check_shm_lifetime, check_threads_use_no_shm, check_stale_names_swept, check_bench_kill_in_window,
+          check_shm_full])
