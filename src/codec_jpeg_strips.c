@@ -183,8 +183,7 @@ int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, 
 struct ip__jpeg_plan {
     const uint8_t *data;
     size_t len;
-    size_t sos;              /* offset of the SOS marker (headers before it) */
-    size_t scan;             /* first entropy-coded byte */
+    size_t scan;             /* first entropy-coded byte: the headers and SOS end here */
     size_t sof_height;       /* offset of SOF's height field */
     struct ip_image shape;   /* output width, height, channels */
     struct ip_decode_opts opts;
@@ -250,7 +249,6 @@ static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu
         } else if (m == 0xDA) {
             if (!sof || seglen < 6 || d[i + 4] != ncomp)
                 return -1;
-            pl->sos = i;
             pl->scan = i + 2 + seglen;
             break;
         }
