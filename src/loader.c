@@ -46,6 +46,8 @@ static int arena_alloc_cb(void *ctx, const struct ip_image *shape, uint8_t **pix
         /* Budget full: give the core back while we wait for a writer to free memory. */
         ip__sem_release(&p->cpu);
         rc = ip__arena_alloc(p->arena, total, 1, &block, &wait_ns, err);
+        if (rc == 0)
+            ip_error_clear(err);   /* the first try's "budget exhausted" is not this file's error */
         ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
         if (ip__sem_acquire(&p->cpu, NULL) != 0 && rc == 0) {
             ip__arena_free(p->arena, block);
