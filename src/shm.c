@@ -17,6 +17,9 @@
  * be allocated, and grows under its own lock (tmpfs serialises fallocate on
  * the inode anyway, and it zeroes what it allocates), so a reused block
  * costs no system call and concurrent loaders do not queue on the inode.
+ * When /dev/shm runs out, the arena shrinks to what it already holds there:
+ * images wait for a block of that, like any full --mem budget, and only an
+ * image too big for it fails (IP_ENOSPC).
  * Blocks are carved first-fit from an address-ordered list and coalesced on
  * free; callers that find the arena full may wait for a free (that wait is
  * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
@@ -53,6 +56,7 @@ struct ip__arena {
     struct block *blocks;   /* address-ordered, covering [0, size) */
     int cancelled;
     size_t used, peak;      /* bytes allocated now, and at most so far */
+    size_t limit;           /* blocks end at or before it: size, until /dev/shm ran out */
     pthread_mutex_t prepare_lock;   /* shared: serialises growing `prepared` */
     _Atomic size_t prepared;        /* shared: [0, prepared) is fallocated */
 };
@@ -193,6 +197,7 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
         goto fail_map;
     }
     a->blocks->len = bytes;
+    a->limit = bytes;
     pthread_mutex_init(&a->lock, NULL);
     pthread_mutex_init(&a->prepare_lock, NULL);
     atomic_init(&a->prepared, 0);
@@ -245,7 +250,7 @@ size_t ip__arena_peak(struct ip__arena *a)
 static struct block *take(struct ip__arena *a, size_t len)
 {
     for (struct block *b = a->blocks; b; b = b->next) {
-        if (b->used || b->len < len)
+        if (b->used || b->len < len || b->off + len > a->limit)
             continue;
         if (b->len > len) {
             struct block *rest = malloc(sizeof *rest);
@@ -259,20 +264,19 @@ static struct block *take(struct ip__arena *a, size_t len)
             b->len = len;
         }
         b->used = 1;
-        a->used += b->len;
-        if (a->used > a->peak)
-            a->peak = a->used;
         return b;
     }
     return NULL;
 }
 
-static void release(struct ip__arena *a, struct block *b)
+/* Frees b (taken, and counted in a->used when `counted`). */
+static void release(struct ip__arena *a, struct block *b, int counted)
 {
     struct block *prev = NULL, *cur;
 
     b->used = 0;
-    a->used -= b->len;
+    if (counted)
+        a->used -= b->len;
     /* Merge with the following free block, then with the preceding one. */
     if (b->next && !b->next->used) {
         struct block *n = b->next;
@@ -316,6 +320,7 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
     struct block *b;
     size_t len;
     uint64_t t0 = 0;
+    int e = ENOSPC;
 
     *ptr = NULL;
     if (bytes > a->size - BLOCK_ALIGN + 1)
@@ -325,7 +330,31 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
     if (len == 0)
         len = BLOCK_ALIGN;
     pthread_mutex_lock(&a->lock);
-    while (!(b = take(a, len))) {
+    for (;;) {
+        if (len > a->limit) {
+            pthread_mutex_unlock(&a->lock);
+            return ip_error_set(err, IP_ENOSPC, "no room in /dev/shm for %zu bytes: %s", len, strerror(e));
+        }
+        b = take(a, len);
+        if (b && a->fd >= 0 && b->off + b->len > atomic_load(&a->prepared)) {
+            pthread_mutex_unlock(&a->lock);
+            if (prepare(a, b->off + b->len) == 0) {
+                pthread_mutex_lock(&a->lock);
+                break;
+            }
+            e = errno;
+            /* /dev/shm is full: from now on the arena is what it already
+             * holds there, and images wait for a block of that (or fail
+             * if they can never fit in it). */
+            pthread_mutex_lock(&a->lock);
+            release(a, b, 0);
+            if (a->limit > atomic_load(&a->prepared))
+                a->limit = atomic_load(&a->prepared);
+            pthread_cond_broadcast(&a->freed);
+            continue;
+        }
+        if (b)
+            break;
         if (a->cancelled || !wait) {
             pthread_mutex_unlock(&a->lock);
             if (a->cancelled)
@@ -336,19 +365,12 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
             t0 = ip__now_ns();
         pthread_cond_wait(&a->freed, &a->lock);
     }
+    a->used += b->len;
+    if (a->used > a->peak)
+        a->peak = a->used;
+    pthread_mutex_unlock(&a->lock);
     if (t0 && wait_ns)
         *wait_ns += ip__now_ns() - t0;
-    pthread_mutex_unlock(&a->lock);
-
-    if (a->fd >= 0 && prepare(a, b->off + b->len) != 0) {
-        int e = errno;
-        pthread_mutex_lock(&a->lock);
-        release(a, b);
-        pthread_cond_broadcast(&a->freed);
-        pthread_mutex_unlock(&a->lock);
-        return ip_error_set(err, IP_ENOSPC, "no room in /dev/shm for %zu bytes: %s", len,
-                            strerror(e));
-    }
     *ptr = a->base + b->off;
     return 0;
 }
@@ -363,7 +385,7 @@ void ip__arena_free(struct ip__arena *a, void *ptr)
     pthread_mutex_lock(&a->lock);
     for (struct block *b = a->blocks; b; b = b->next) {
         if (b->off == off && b->used) {
-            release(a, b);
+            release(a, b, 1);
             break;
         }
     }
