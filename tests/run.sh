@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Builds imgpar four ways and runs the test suites:
 #   build/       release build: every suite except 'slow' (cluster included: needs root)
-#   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile
-#   build-tsan/  ThreadSanitizer: the threads-executor determinism suite
+#   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile, batch, bench
+#   build-tsan/  ThreadSanitizer: the threads-executor determinism and JPEG strip-decode tests
 #   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets, replaying their
 #                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
 # Ends with one line "N passed, M failed, K skipped" summed from meson's
@@ -55,7 +55,7 @@ fi
 if setup build-asan -Db_sanitize=address,undefined -Db_lundef=false -Dbuildtype=debugoptimized; then
     ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=halt_on_error=1:print_stacktrace=1 \
         suite asan-ubsan build-asan --suite unit --suite conformance --suite cli --suite pipeline --suite fault \
-        --suite hostile \
+        --suite hostile --suite batch --suite bench \
         --no-suite memory --timeout-multiplier 3
 fi
 if setup build-tsan -Db_sanitize=thread -Db_lundef=false -Dbuildtype=debugoptimized; then

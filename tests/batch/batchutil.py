@@ -103,12 +103,18 @@ def dry_run_lines(r):
 
 def run_rss(argv, stdin_path=None, stdout_path=os.devnull, stderr_path=os.devnull, timeout=120, cwd=None):
     """Runs argv with files for its standard streams; returns (exit status,
-    peak RSS in KiB) measured by wait4 on that very process."""
+    peak RSS in KiB) measured by wait4 on that very process. Under
+    AddressSanitizer (ASAN_OPTIONS set) freed memory is reused at once
+    (quarantine_size_mb=0): its quarantine would otherwise hold up to 256 MiB
+    of freed memory and make any RSS comparison meaningless."""
     import signal
     import time
+    env = dict(os.environ)
+    if "ASAN_OPTIONS" in env:
+        env["ASAN_OPTIONS"] += ":quarantine_size_mb=0"
     fin = open(stdin_path, "rb") if stdin_path else open(os.devnull, "rb")
     with fin, open(stdout_path, "wb") as fout, open(stderr_path, "wb") as ferr:
-        p = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=cwd)
+        p = subprocess.Popen(argv, stdin=fin, stdout=fout, stderr=ferr, cwd=cwd, env=env)
         deadline = time.monotonic() + timeout
         while True:
             pid, status, ru = os.wait4(p.pid, os.WNOHANG)
