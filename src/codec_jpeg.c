@@ -237,76 +237,57 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     return 0;
 }
 
+/* What one decompressor run does: with shape, read the header only; with
+ * dst, decode output rows [skip, skip + dst->height) into dst (a strip,
+ * reading to the end of the data when finish); with neither, the whole
+ * image into ctx->img (pixels from opts' allocator). */
+struct job {
+    struct ip_image *shape;
+    const struct ip_image *dst;
+    uint32_t skip;
+    int finish;
+};
+
 /* Everything between creating and destroying the decompressor; called after
  * setjmp, so libjpeg errors longjmp out of it. */
 static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx,
                        const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                       struct ip_error *err)
+                       const struct job *job, struct ip_error *err)
 {
     int rc = decode_setup(cinfo, ctx, data, len, opts, err);
 
-    if (!rc)
-        rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
+    if (rc)
+        return rc;
+    if (job->shape) {
+        memset(job->shape, 0, sizeof *job->shape);
+        job->shape->width = cinfo->output_width;
+        job->shape->height = cinfo->output_height;
+        job->shape->channels = ctx->cmyk ? 0 : ctx->channels;   /* CMYK: not for strips */
+        return 0;
+    }
+    if (job->dst)
+        return decode_rows(cinfo, ctx, job->skip, job->dst, job->finish, err);
+    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
     if (!rc)
         rc = decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
     return rc;
 }
 
-/* The setjmp frame around decode_setup (+ decode_rows when dst): the
- * output shape of a JPEG, or the rows [skip, skip + dst->height) of it. */
-static int decode_part(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
-                       const struct ip_image *dst, int finish, struct ip_image *shape, struct ip_error *err)
+/* Runs one job from jpeg_create_decompress to jpeg_destroy_decompress, with
+ * libjpeg's errors turned into ours. Only a whole-image decode tolerates
+ * truncation (under opts->allow_truncated); a strip or header read never
+ * does. On success of a whole decode, *out gets the image. */
+static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, const struct job *job,
+                   struct ip_image *out, struct ip_error *err)
 {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_ctx ctx;
-    int rc;
-
-    memset(&ctx, 0, sizeof ctx);
-    init_error_mgr(&ctx);
-    cinfo.err = &ctx.pub;
-    if (setjmp(ctx.jmp)) {
-        rc = ip_error_set(err, ctx.code ? ctx.code : IP_ECORRUPT, "JPEG: %s", ctx.msg);
-        goto done;
-    }
-    jpeg_create_decompress(&cinfo);
-    rc = decode_setup(&cinfo, &ctx, data, len, opts, err);
-    if (!rc && shape) {
-        memset(shape, 0, sizeof *shape);
-        shape->width = cinfo.output_width;
-        shape->height = cinfo.output_height;
-        shape->channels = ctx.cmyk ? 0 : ctx.channels;   /* CMYK: not for strips */
-    }
-    if (!rc && dst)
-        rc = decode_rows(&cinfo, &ctx, skip, dst, finish, err);
-done:
-    jpeg_destroy_decompress(&cinfo);
-    free(ctx.row);
-    return rc;
-}
-
-int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
-                   struct ip_error *err)
-{
-    return decode_part(data, len, opts, 0, NULL, 0, shape, err);
-}
-
-int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
-                         const struct ip_image *dst, int finish, struct ip_error *err)
-{
-    return decode_part(data, len, opts, skip, dst, finish, NULL, err);
-}
-
-int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                    struct ip_image *out, struct ip_error *err)
-{
-    struct jpeg_decompress_struct cinfo;
-    struct jpeg_ctx ctx;
-    int rc;
+    int whole = !job->shape && !job->dst, rc;
 
     if (len > (unsigned long)-1)
         return ip_error_set(err, IP_ETOOBIG, "JPEG data too large");
     memset(&ctx, 0, sizeof ctx);
-    ctx.allow_truncated = opts->allow_truncated;
+    ctx.allow_truncated = whole && opts->allow_truncated;
     init_error_mgr(&ctx);
     cinfo.err = &ctx.pub;
 
@@ -321,7 +302,7 @@ int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts
         goto done;
     }
     jpeg_create_decompress(&cinfo);
-    rc = decode_body(&cinfo, &ctx, data, len, opts, err);
+    rc = decode_body(&cinfo, &ctx, data, len, opts, job, err);
     if (rc == 0 && ctx.truncated)
         ip_error_set(err, 0, "truncated JPEG data: decoded with the missing part filled in");
 
@@ -332,8 +313,33 @@ done:
         ip__pixels_free(opts, &ctx.img);
         return rc;
     }
-    *out = ctx.img;
+    if (whole)
+        *out = ctx.img;
     return 0;
+}
+
+int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
+                   struct ip_error *err)
+{
+    struct job job = {shape, NULL, 0, 0};
+
+    return run_job(data, len, opts, &job, NULL, err);
+}
+
+int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                         const struct ip_image *dst, int finish, struct ip_error *err)
+{
+    struct job job = {NULL, dst, skip, finish};
+
+    return run_job(data, len, opts, &job, NULL, err);
+}
+
+int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                    struct ip_image *out, struct ip_error *err)
+{
+    struct job job = {NULL, NULL, 0, 0};
+
+    return run_job(data, len, opts, &job, out, err);
 }
 
 /* Destination manager appending to an ip_buf. */
