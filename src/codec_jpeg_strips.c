@@ -70,8 +70,14 @@ int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, s
     return ip__jpeg_encode(&view, quality, out, err);
 }
 
-/* Offset of the first byte after the SOS header, and of SOF's height field. */
-static int find_markers(const uint8_t *d, size_t n, size_t *scan, size_t *sof_height)
+static uint32_t be16(const uint8_t *p)
+{
+    return ((uint32_t)p[0] << 8) | p[1];
+}
+
+/* Offsets of the SOS marker, of the first byte after the SOS header, and of
+ * SOF's height field, in a strip our own encoder wrote. */
+static int find_markers(const uint8_t *d, size_t n, size_t *sos, size_t *scan, size_t *sof_height)
 {
     size_t i = 2;
 
@@ -83,10 +89,11 @@ static int find_markers(const uint8_t *d, size_t n, size_t *scan, size_t *sof_he
         if (d[i] != 0xFF)
             return -1;
         m = d[i + 1];
-        len = ((size_t)d[i + 2] << 8) | d[i + 3];
+        len = be16(d + i + 2);
         if (m >= 0xC0 && m <= 0xC2 && i + 7 <= n)
             *sof_height = i + 5;
         if (m == 0xDA) {
+            *sos = i;
             *scan = i + 2 + len;
             return *scan <= n && *sof_height ? 0 : -1;
         }
@@ -98,21 +105,14 @@ static int find_markers(const uint8_t *d, size_t n, size_t *scan, size_t *sof_he
 int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips, uint32_t n,
                          struct ip_buf *out, struct ip_error *err)
 {
-    size_t scan, sofh, scan_k, sofh_k, start = out->len;
+    size_t sos, scan, sofh, sos_k, scan_k, sofh_k, start = out->len;
     uint32_t interval = ip__jpeg_strip_rows(img) / mcu_rows(img) * mcus_per_row(img);
     uint8_t dri[6] = {0xFF, 0xDD, 0, 4, (uint8_t)(interval >> 8), (uint8_t)interval};
     int rc = 0;
 
-    if (find_markers(strips[0].data, strips[0].len, &scan, &sofh) != 0)
+    if (find_markers(strips[0].data, strips[0].len, &sos, &scan, &sofh) != 0)
         return ip_error_set(err, IP_EINVAL, "JPEG strip without a scan");
     /* Headers up to the SOS marker, then DRI, then SOS. */
-    size_t sos = scan;
-    {
-        size_t i = 2;
-        while (i + 4 <= strips[0].len && strips[0].data[i + 1] != 0xDA)
-            i += 2 + (((size_t)strips[0].data[i + 2] << 8) | strips[0].data[i + 3]);
-        sos = i;
-    }
     rc = ip__buf_append(out, strips[0].data, sos, err);
     if (!rc) {
         out->data[start + sofh] = (uint8_t)(img->height >> 8);
@@ -125,7 +125,7 @@ int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips
         const struct ip_buf *s = &strips[k];
         uint8_t rst[2] = {0xFF, (uint8_t)(0xD0 + (k & 7))};
 
-        if (find_markers(s->data, s->len, &scan_k, &sofh_k) != 0 || s->len < scan_k + 2 ||
+        if (find_markers(s->data, s->len, &sos_k, &scan_k, &sofh_k) != 0 || s->len < scan_k + 2 ||
             s->data[s->len - 2] != 0xFF || s->data[s->len - 1] != 0xD9) {
             rc = ip_error_set(err, IP_EINVAL, "JPEG strip %u is malformed", k);
             break;
@@ -197,13 +197,10 @@ struct ip__jpeg_plan {
 
 #define DECODE_STRIP_TARGET (4u << 20)
 
-static uint32_t be16(const uint8_t *p)
-{
-    return ((uint32_t)p[0] << 8) | p[1];
-}
-
-/* Walks the markers up to SOS; 0 when the file has the layout described above. */
-static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu_h, uint32_t *interval)
+/* Walks the markers up to SOS; 0 when the file has the layout described
+ * above. *components: the frame's (1 or 3; no output has more channels). */
+static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu_h, uint32_t *interval,
+                        uint32_t *components)
 {
     const uint8_t *d = pl->data;
     size_t n = pl->len, i = 2;
@@ -259,6 +256,7 @@ static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu
     *mcu_w = 8 * hmax;
     *mcu_h = 8 * vmax;
     *interval = restart;
+    *components = ncomp;
     return 0;
 }
 
@@ -302,7 +300,7 @@ void ip__jpeg_plan_free(struct ip__jpeg_plan *pl)
 struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, const struct ip_decode_opts *opts)
 {
     struct ip__jpeg_plan *pl = calloc(1, sizeof *pl);
-    uint32_t mcu_w, mcu_h, interval, per_row, rows_mcu, seg_rows;
+    uint32_t mcu_w, mcu_h, interval, components, per_row, rows_mcu, seg_rows;
     struct ip_error err;
     size_t bytes, row, target;
 
@@ -312,7 +310,10 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
     pl->len = len;
     pl->opts = *opts;
     pl->opts.allocator = NULL;
-    if (plan_headers(pl, &mcu_w, &mcu_h, &interval) != 0 ||
+    /* The frame's own size bounds the output before libjpeg reads the
+     * header: most files stop here (no restart interval, or small). */
+    if (plan_headers(pl, &mcu_w, &mcu_h, &interval, &components) != 0 ||
+        (uint64_t)be16(data + pl->sof_height) * be16(data + pl->sof_height + 2) * components < IP_PNG_STRIP_MIN ||
         ip__jpeg_shape(data, len, &pl->opts, &pl->shape, &err) != 0 || pl->shape.channels == 0 ||
         pl->shape.height != be16(data + pl->sof_height) || pl->shape.width != be16(data + pl->sof_height + 2))
         goto no;
