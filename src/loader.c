@@ -165,19 +165,17 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
     if (rc == 0) {
         rc = ip__team_run(p, ip__jpeg_plan_count(plan), decode_strip, &d, &helper_ns, &err);
         ip__stage_add(p, item, IP_STAGE_DECODE, helper_ns);
-        if (rc)
-            ip__pixels_free(opts, &d.img);
     }
     ip__jpeg_plan_free(plan);
-    if (rc == IP_EINTR || atomic_load(&p->cancelled)) {
-        ip__pixels_free(opts, &d.img);
-        return ip_error_set(&item->err, IP_EINTR, "interrupted");
+    if (rc == 0 && !atomic_load(&p->cancelled)) {
+        item->src = d.img;
+        atomic_fetch_add(&p->strip_decodes, 1);
+        return 0;
     }
-    if (rc)
-        return 1;
-    item->src = d.img;
-    atomic_fetch_add(&p->strip_decodes, 1);
-    return 0;
+    ip__pixels_free(opts, &d.img);
+    if (rc == IP_EINTR || atomic_load(&p->cancelled))
+        return ip_error_set(&item->err, IP_EINTR, "interrupted");
+    return 1;
 }
 
 static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf)

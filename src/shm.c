@@ -293,14 +293,13 @@ static void release(struct ip__arena *a, struct block *b, int counted)
     }
 }
 
-/* Makes sure [0, end) of the shared object is allocated in /dev/shm. */
+/* Makes sure [0, end) of the shared object is allocated in /dev/shm (the
+ * caller saw `prepared` short of end; another thread may have grown it since). */
 static int prepare(struct ip__arena *a, size_t end)
 {
     size_t from;
     int rc = 0;
 
-    if (atomic_load(&a->prepared) >= end)
-        return 0;
     pthread_mutex_lock(&a->prepare_lock);
     from = atomic_load(&a->prepared);
     if (from < end) {
