@@ -46,6 +46,9 @@ suite() { # LABEL DIR [meson test args...]
     local label=$1 dir=$2
     shift 2
     meson test -C "$dir" --print-errorlogs "$@" 2>&1 | tee "$log" | grep -E '^ *[0-9]+/[0-9]+ |^(Ok|Fail|Skipped|Timeout):'
+    # What a failed test printed (meson's error-log blocks: the command line,
+    # then its stdout and stderr up to a closing rule), so a CI log says why.
+    awk '/^>>> / {f = 1} f {print} f && /^(―|-)+$/ {f = 0}' "$log" | tail -n 400
     count "$label"
 }
 

@@ -116,15 +116,21 @@ static void scratch_remove(void)
 
 static struct {
     pthread_mutex_t lock;
+    pthread_cond_t running_cond;
     struct ip_bench *bench;          /* set while a bench may be cancelled */
     int signals;
-} bsig = {PTHREAD_MUTEX_INITIALIZER, NULL, 0};
+    int running;                     /* the signal thread has started */
+} bsig = {PTHREAD_MUTEX_INITIALIZER, PTHREAD_COND_INITIALIZER, NULL, 0, 0};
 
 static void *bench_signal_main(void *arg)
 {
     sigset_t *set = arg;
     int sig;
 
+    pthread_mutex_lock(&bsig.lock);
+    bsig.running = 1;
+    pthread_cond_signal(&bsig.running_cond);
+    pthread_mutex_unlock(&bsig.lock);
     for (;;) {
         if (sigwait(set, &sig) != 0)
             continue;
@@ -671,6 +677,13 @@ int cli_bench_main(int argc, char **argv)
         ip_bench_destroy(bench);
         return EXIT_NO_START;
     }
+    /* Every run forks a child. A thread still starting may hold a lock of
+     * the allocator (ASan's allocates in thread start-up and is not
+     * fork-safe), which the child would inherit held: wait for it. */
+    pthread_mutex_lock(&bsig.lock);
+    while (!bsig.running)
+        pthread_cond_wait(&bsig.running_cond, &bsig.lock);
+    pthread_mutex_unlock(&bsig.lock);
 
     ip_error_clear(&err);
     rc = ip_bench_run(bench, &err);
