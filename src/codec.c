@@ -97,6 +97,12 @@ const char *ip_format_ext(enum ip_format fmt)
 int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
                      uint32_t width, uint32_t height, uint32_t channels, struct ip_error *err)
 {
+    return ip__pixels_alloc_room(opts, img, width, height, channels, (size_t)width * channels, err);
+}
+
+int ip__pixels_alloc_room(const struct ip_decode_opts *opts, struct ip_image *img, uint32_t width,
+                          uint32_t height, uint32_t channels, size_t row_room, struct ip_error *err)
+{
     const struct ip_allocator *a = opts->allocator;
     uint8_t *pixels = NULL;
     size_t bytes;
@@ -106,10 +112,12 @@ int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
     rc = ip_image_check(width, height, channels, &opts->limits, &bytes, err);
     if (rc)
         return rc;
+    if (row_room < (size_t)width * channels || ip_mul_size(row_room, height, &bytes) != 0)
+        return ip_error_set(err, IP_ETOOBIG, "image %ux%u too large", width, height);
     img->width = width;
     img->height = height;
     img->channels = channels;
-    img->stride = (size_t)width * channels;
+    img->stride = row_room;   /* the shape the allocator sees */
     if (a) {
         rc = a->alloc(a->ctx, img, &pixels, err);
         if (rc == 0 && !pixels)
@@ -130,6 +138,7 @@ int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
         }
     }
     img->pixels = pixels;
+    img->stride = (size_t)width * channels;
     return 0;
 }
 

@@ -19,6 +19,13 @@
 int ip__pixels_alloc(const struct ip_decode_opts *opts, struct ip_image *img,
                      uint32_t width, uint32_t height, uint32_t channels, struct ip_error *err);
 
+/* The same with row_room (>= width * channels) bytes per row allocated:
+ * the allocator sees that as the stride, and the decoder may use the room
+ * as working memory (the PNG fast path inflates there). *img gets the
+ * tight stride, width * channels. */
+int ip__pixels_alloc_room(const struct ip_decode_opts *opts, struct ip_image *img, uint32_t width,
+                          uint32_t height, uint32_t channels, size_t row_room, struct ip_error *err);
+
 /* Undoes ip__pixels_alloc (through the same allocator) and zeroes *img.
  * Safe on a zeroed image. */
 void ip__pixels_free(const struct ip_decode_opts *opts, struct ip_image *img);

@@ -16,8 +16,8 @@
  *   consecutive non-empty IDATs, no unknown critical chunk. Data after IEND
  *   is ignored, as libpng never reads it.
  * - Inflate: the IDAT payloads (concatenated into a scratch buffer unless
- *   there is only one) are inflated by inflate_strict into a scratch buffer
- *   of exactly height * (1 + rowbytes) bytes; the stream must end exactly
+ *   there is only one) are inflated by inflate_strict into a buffer of
+ *   exactly height * (1 + rowbytes) bytes; the stream must end exactly
  *   there, at the end of the last IDAT, with a valid Adler-32. It is an
  *   inflater of its own, not libdeflate's: libdeflate accepts streams that
  *   zlib (so libpng) rejects (length symbols 286/287 and distance symbols
@@ -32,8 +32,11 @@
  *   once (most PNG data is literals), 16-byte match copies. libdeflate
  *   supplies CRC-32 and Adler-32.
  * - Unfilter (None, Sub, Up, Average, Paeth): every filter byte is checked
- *   first; 8-bit direct colour unfilters straight into the output rows; the
- *   palette and 16-bit cases unfilter in place, then expand (palette
+ *   first. 8-bit direct colour inflates into the output buffer itself,
+ *   allocated with rows of rowbytes + 1 (ip__pixels_alloc_room), and
+ *   unfilters there, packing the rows to rowbytes as it goes
+ *   (unfilter_packed); a stream that fails frees it and libpng runs. The
+ *   palette and 16-bit cases inflate into scratch, unfilter in place, then expand (palette
  *   indices must be < the PLTE entry count, which libpng enforces) or scale
  *   with ip__scale_16_to_8. Paeth and Average for 3 and 4 bytes per pixel
  *   use SSE2 (baseline on x86-64), Paeth SSE4.1 when the CPU has it; plain
@@ -42,10 +45,12 @@
  *   buffers) in a pthread key, reused across calls and freed when the
  *   thread exits; buffers above SCRATCH_KEEP_MAX are freed after each call
  *   instead.
- * - Memory: the fast path holds the whole inflated image besides the
- *   output, so images whose inflated data exceeds FAST_MAX_BYTES go to
- *   libpng (one row at a time), as do headers whose IDAT data is too small
- *   to inflate to the image (nothing image-sized is allocated for them).
+ * - Memory: 8-bit direct colour needs nothing image-sized besides the
+ *   output (and the IDAT data gathered when it spans chunks); palette and
+ *   16-bit images hold the whole inflated image besides the output. Images
+ *   whose inflated data exceeds FAST_MAX_BYTES go to libpng (one row at a
+ *   time), as do headers whose IDAT data is too small to inflate to the
+ *   image (nothing image-sized is allocated for them).
  * - IMGPAR_PNG_FAST=0 in the environment (read once) disables the fast
  *   path; tests switch it with ip__png_fast_set_enabled. */
 #include <pthread.h>
@@ -1050,7 +1055,7 @@ unfilter_c(unsigned type, uint8_t *dst, const uint8_t *src, const uint8_t *prev,
         break;
     default:
         if (dst != src)
-            memcpy(dst, src, n);
+            memmove(dst, src, n);   /* unfilter_packed: dst overlaps src */
         break;
     }
 }
@@ -1167,7 +1172,7 @@ avg_sse2(uint8_t *dst, const uint8_t *src, const uint8_t *prev, size_t n, size_t
 /* One row of n bytes. prev is the unfiltered row above, NULL for the first
  * row (then Up is None, Paeth is Sub, Average halves the left byte only). */
 static void unfilter_row(unsigned type, uint8_t *dst, const uint8_t *src, const uint8_t *prev,
-                         size_t n, unsigned bpp, int sse41)
+                         size_t n, unsigned bpp, int sse41, int tail_readable)
 {
     (void)sse41;   /* used only where the SSE4.1 Paeth is built */
     if (!prev) {
@@ -1192,7 +1197,8 @@ static void unfilter_row(unsigned type, uint8_t *dst, const uint8_t *src, const 
         prev = src;
     }
 #if defined(__SSE2__)
-    if ((bpp == 3 || bpp == 4) && (type == 3 || type == 4)) {
+    /* The SSE2 loops load 4 bytes per 3-byte pixel: one past src's row. */
+    if ((bpp == 4 || (bpp == 3 && tail_readable)) && (type == 3 || type == 4)) {
 #if defined(HAVE_PAETH_SSE41)
         if (type == 4 && sse41) {
             if (bpp == 3)
@@ -1240,7 +1246,26 @@ static void unfilter_rows(const struct png_head *h, const uint8_t *rows, uint8_t
         const uint8_t *in = rows + (size_t)y * in_stride;
         uint8_t *out = dst + (size_t)y * dst_stride;
 
-        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41);
+        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41, 1);
+        prev = out;
+    }
+}
+
+/* Unfilters the inflated rows at buf (rowbytes + 1 each, filter byte
+ * first; nothing readable after them) into rows of rowbytes at buf. Row y
+ * moves y + 1 bytes down: every byte is read before a write reaches it,
+ * and row y - 1, the previous row, is final before row y starts. */
+static void unfilter_packed(const struct png_head *h, uint8_t *buf, int sse41)
+{
+    size_t in_stride = h->rowbytes + 1;
+    uint8_t *prev = NULL;
+    uint32_t y;
+
+    for (y = 0; y < h->height; y++) {
+        const uint8_t *in = buf + (size_t)y * in_stride;
+        uint8_t *out = buf + (size_t)y * h->rowbytes;
+
+        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41, y + 1 < h->height);
         prev = out;
     }
 }
@@ -1338,11 +1363,27 @@ static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *
         memset(s->idat + h.idat_len, 0, STREAM_PAD);
         z = s->idat;
     }
+    if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
+        return NOT_HANDLED;
+
+    if (h.color_type != 3 && h.bit_depth == 8 && h.rowbytes == (size_t)h.width * h.out_channels) {
+        /* Straight into the output: its buffer has rows of rowbytes + 1, the
+         * inflated rows are unfiltered in place and packed to rowbytes. */
+        rc = ip__pixels_alloc_room(opts, out, h.width, h.height, h.out_channels, h.rowbytes + 1, err);
+        if (rc)
+            return rc;
+        if (inflate_strict(z, h.idat_len, out->pixels, h.filtered_size, s->tables) ||
+            !filter_bytes_valid(&h, out->pixels)) {
+            ip__pixels_free(opts, out);
+            return NOT_HANDLED;
+        }
+        unfilter_packed(&h, out->pixels, sse41);
+        return 0;
+    }
+
     if (scratch_reserve(&s->rows, &s->rows_cap, h.filtered_size + ROWS_PAD))
         return NOT_HANDLED;
     memset(s->rows + h.filtered_size, 0, ROWS_PAD);
-    if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
-        return NOT_HANDLED;
     if (inflate_strict(z, h.idat_len, s->rows, h.filtered_size, s->tables))
         return NOT_HANDLED;
     if (!filter_bytes_valid(&h, s->rows))
@@ -1356,17 +1397,12 @@ static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *
         if (rc)
             return rc;
         expand_palette(&h, s->rows, out);
-    } else if (h.bit_depth == 16) {
+    } else {
         unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
         rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
         if (rc)
             return rc;
         scale_16(&h, s->rows, out);
-    } else {
-        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
-        if (rc)
-            return rc;
-        unfilter_rows(&h, s->rows, out->pixels, out->stride, sse41);
     }
     return 0;
 }

@@ -28,15 +28,21 @@
  * bytes of the whole-image run.
  *
  * The scratch block grows (never shrinks) to the largest layout seen and is
- * carved into the per-stage buffers at the start of each call. */
+ * carved into the per-stage buffers at the start of each call. Scratch
+ * memory is mapped from the kernel, never taken from malloc: a --procs
+ * worker forked again by the I/O thread allocates it while the parent's
+ * other threads may hold an allocator's lock (glibc's malloc is fork-safe,
+ * ASan's is not, and the child would wait for that lock forever). */
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 
 #include "imgpar/filter.h"
 #include "filter_internal.h"
 
 #define SCRATCH_ALIGN 64
+#define SCRATCH_ROUND 65536   /* block sizes, so that growth maps seldom */
 
 struct ip_scratch {
     unsigned char *block;   /* carved into the stage buffers of one call */
@@ -157,16 +163,23 @@ uint32_t ip_chain_halo(const struct ip_chain *chain)
     return halo;
 }
 
+static void *map_bytes(size_t bytes)
+{
+    void *p = mmap(NULL, bytes, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+    return p == MAP_FAILED ? NULL : p;
+}
+
 struct ip_scratch *ip_scratch_new(void)
 {
-    return calloc(1, sizeof(struct ip_scratch));
+    return map_bytes(sizeof(struct ip_scratch));   /* zero-filled */
 }
 
 void ip_scratch_free(struct ip_scratch *scratch)
 {
     if (scratch) {
-        free(scratch->block);
-        free(scratch);
+        if (scratch->block)
+            munmap(scratch->block, scratch->capacity);
+        munmap(scratch, sizeof *scratch);
     }
 }
 
@@ -280,11 +293,12 @@ static int scratch_reserve(struct ip_scratch *scratch, size_t bytes)
 
     if (bytes <= scratch->capacity)
         return 0;
-    bytes = (bytes + SCRATCH_ALIGN - 1) / SCRATCH_ALIGN * SCRATCH_ALIGN;
-    block = aligned_alloc(SCRATCH_ALIGN, bytes);
+    bytes = (bytes + SCRATCH_ROUND - 1) / SCRATCH_ROUND * SCRATCH_ROUND;   /* mmap: page-aligned */
+    block = map_bytes(bytes);
     if (!block)
         return IP_ENOMEM;
-    free(scratch->block);
+    if (scratch->block)
+        munmap(scratch->block, scratch->capacity);
     scratch->block = block;
     scratch->capacity = bytes;
     return 0;

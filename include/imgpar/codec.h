@@ -36,7 +36,10 @@ enum ip_decoder {
 /* Custom pixel allocation, used to decode straight into a pipeline slot.
  * alloc receives the decoded shape (width, height, channels, stride) in
  * *shape and returns the buffer in *pixels (at least stride*height bytes),
- * or a negative IP_E* code with a reason in err. free undoes one alloc. */
+ * or a negative IP_E* code with a reason in err. free undoes one alloc.
+ * The stride asked for may exceed width*channels: the decoder then uses
+ * the buffer as working memory too, and the decoded image, which starts at
+ * *pixels, has the stride width*channels. */
 struct ip_allocator {
     int (*alloc)(void *ctx, const struct ip_image *shape, uint8_t **pixels, struct ip_error *err);
     void (*free)(void *ctx, uint8_t *pixels);
