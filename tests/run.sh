@@ -2,7 +2,8 @@
 # Builds imgpar four ways and runs the test suites:
 #   build/       release build: every suite except 'slow' (cluster included: needs root)
 #   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile, batch, bench
-#   build-tsan/  ThreadSanitizer: the threads-executor determinism and JPEG strip-decode tests
+#   build-tsan/  ThreadSanitizer: the threads-executor determinism, JPEG strip-decode
+#                and --mem wait tests
 #   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets, replaying their
 #                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
 # Ends with one line "N passed, M failed, K skipped" summed from meson's
