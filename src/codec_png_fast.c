@@ -1366,7 +1366,7 @@ static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *
     if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
         return NOT_HANDLED;
 
-    if (h.color_type != 3 && h.bit_depth == 8 && h.rowbytes == (size_t)h.width * h.out_channels) {
+    if (h.color_type != 3 && h.bit_depth == 8) {
         /* Straight into the output: its buffer has rows of rowbytes + 1, the
          * inflated rows are unfiltered in place and packed to rowbytes. */
         rc = ip__pixels_alloc_room(opts, out, h.width, h.height, h.out_channels, h.rowbytes + 1, err);
@@ -1397,7 +1397,7 @@ static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *
         if (rc)
             return rc;
         expand_palette(&h, s->rows, out);
-    } else {
+    } else {   /* 16 bits: parse_chunks declines every other depth */
         unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
         rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
         if (rc)
