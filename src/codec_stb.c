@@ -33,13 +33,37 @@
  *   err->msg holds a warning with code 0; if stb still fails, the error is
  *   the truncation.
  * - stb's failure reasons can quote bytes of the file; they are made
- *   printable, so a message is always one line. */
+ *   printable, so a message is always one line.
+ * - Every buffer stb allocates is zeroed (STBI_MALLOC, STBI_REALLOC_SIZED
+ *   below). stb_image 2.27 takes a zlib distance code of 30 or 31, which
+ *   deflate does not define (zlib and libpng reject it, stb 2.28 does too),
+ *   as distance 0 and copies output bytes it has not written yet: without
+ *   the zeroing such a PNG decoded to whatever the heap held (or failed,
+ *   depending on it) - a leak of memory into the output and a result
+ *   that changed from run to run. Now those bytes are zeros every time. */
 #include <limits.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "codec_internal.h"
 
+static void *stb_zalloc(size_t n)
+{
+    return calloc(1, n ? n : 1);
+}
+
+static void *stb_zrealloc(void *p, size_t old_size, size_t new_size)
+{
+    unsigned char *q = realloc(p, new_size ? new_size : 1);
+
+    if (q && new_size > old_size)
+        memset(q + old_size, 0, new_size - old_size);
+    return q;
+}
+
+#define STBI_MALLOC(n) stb_zalloc(n)
+#define STBI_REALLOC_SIZED(p, old_size, new_size) stb_zrealloc(p, old_size, new_size)
+#define STBI_FREE(p) free(p)
 #define STBI_NO_STDIO
 #define STBI_NO_PIC
 #define STBI_MAX_DIMENSIONS 65535

@@ -8,13 +8,15 @@ with a transparent colour as RGBA), TGA (RGB, RGBA, gray,
 RLE), PPM/PGM (P6/P5) are written by Pillow from known pixels; PSD (raw RGB)
 and Radiance HDR (flat RGBE) are written here. Each must be detected as its
 format and decode to the known pixels (HDR: stb's tone mapping,
-(v)^(1/2.2) * 255, within 1 level). Also a truncated GIF is an error.
+(v)^(1/2.2) * 255, within 1 level). Also a truncated GIF is an error, and
+a PNG with zlib distance code 30 decodes the same whatever the heap held.
 """
 import math
 import os
 import struct
 import subprocess
 import sys
+import zlib
 
 import numpy as np
 from PIL import Image
@@ -76,6 +78,7 @@ def with_alpha(rgb):
 
 
 def main():
+    global checked
     rgb = pattern(13, 7, 3, 1)
     rgba = pattern(13, 7, 4, 2)
     gray = pattern(13, 7, 1, 3)
@@ -192,8 +195,43 @@ def main():
     if got is not None or not msg.startswith('error -'):
         fail('cut.gif: expected an error, got %s' % msg)
 
-    if checked != 13:
-        fail('checked %d files, expected 13' % checked)
+    # A PNG whose zlib stream uses distance code 30 (undefined in deflate;
+    # zlib rejects it): stb_image 2.27 copies 5 bytes it has not written
+    # yet. imgpar zeroes stb's buffers, so the result is the same whatever
+    # the heap held: filter byte 0 and four zero pixels. The allocator's
+    # fill byte is varied with MALLOC_PERTURB_ (fills 0xfe, 0x02, 0x00).
+    bits = []
+
+    def put(value, n, msb_first=False):
+        for i in range(n):
+            bits.append((value >> (n - 1 - i if msb_first else i)) & 1)
+    put(1, 1)                     # BFINAL
+    put(1, 2)                     # BTYPE 01: fixed Huffman codes
+    put(259 - 256, 7, True)       # length symbol 259: 5 bytes
+    put(30, 5, True)              # distance code 30
+    put(0, 7, True)               # end of block
+    while len(bits) % 8:
+        bits.append(0)
+    stream = b'\x78\x01' + bytes(sum(b << i for i, b in enumerate(bits[k:k + 8]))
+                                 for k in range(0, len(bits), 8)) + struct.pack('>I', 1)
+
+    def chunk(kind, body):
+        return struct.pack('>I', len(body)) + kind + body + struct.pack('>I', zlib.crc32(kind + body))
+    with open(p('dist30.png'), 'wb') as f:
+        f.write(b'\x89PNG\r\n\x1a\n' + chunk(b'IHDR', struct.pack('>IIBBBBB', 4, 1, 8, 0, 0, 0, 0))
+                + chunk(b'IDAT', stream) + chunk(b'IEND', b''))
+    for perturb in ('1', '253', '255'):
+        checked += 1
+        raw = p('dist30.raw')
+        r = subprocess.run([TOOL, 'decode', '--stb', p('dist30.png'), raw], capture_output=True, text=True,
+                           timeout=60, env=dict(os.environ, MALLOC_PERTURB_=perturb))
+        got = open(raw, 'rb').read() if r.returncode == 0 else None
+        if r.stdout.split()[:4] != ['4', '1', '1', 'png'] or got != bytes(4):
+            fail('dist30.png, MALLOC_PERTURB_=%s: %s, pixels %r (want 4x1 gray zeros)'
+                 % (perturb, (r.stdout + r.stderr).strip(), got))
+
+    if checked != 16:
+        fail('checked %d files, expected 16' % checked)
     print('stb_formats: %d files, %d failures' % (checked, len(failures)))
     if not failures:
         for f in os.listdir(WORK):
