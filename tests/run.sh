@@ -4,7 +4,8 @@
 #   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile, batch, bench
 #   build-tsan/  ThreadSanitizer: the threads-executor determinism, JPEG strip-decode
 #                and --mem wait tests
-#   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets, replaying their
+#   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets (ASan+UBSan, and the
+#                stb one under MemorySanitizer too), replaying their
 #                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
 # Ends with one line "N passed, M failed, K skipped" summed from meson's
 # summaries, and exits non-zero if any test failed or a build broke.
