@@ -228,6 +228,12 @@ int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts
 int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
               struct ip_buf *out, struct ip_error *err)
 {
+    return ip__encode(img, fmt, opts, NULL, 0, out, err);
+}
+
+int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
+               uint8_t *ws, size_t ws_len, struct ip_buf *out, struct ip_error *err)
+{
     struct ip_encode_opts def;
 
     ip_error_clear(err);
@@ -251,7 +257,7 @@ int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_en
     case IP_FORMAT_PNG:
         if (opts->png_level < 0 || opts->png_level > 9)
             return ip_error_set(err, IP_EINVAL, "PNG level %d is not in 0..9", opts->png_level);
-        return ip__png_write(img, opts->png_level, out, err);
+        return ip__png_write(img, opts->png_level, ws, ws_len, out, err);
     case IP_FORMAT_JPEG:
         if (opts->jpeg_quality < 1 || opts->jpeg_quality > 100)
             return ip_error_set(err, IP_EINVAL, "JPEG quality %d is not in 1..100",

@@ -49,8 +49,15 @@ int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_
                         struct ip_image *out, struct ip_error *err);
 void ip__png_fast_set_enabled(int enabled);
 
-/* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images). */
-int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err);
+/* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images).
+ * ws, when not NULL, is ws_len bytes the caller no longer needs: the
+ * filtered rows go there when they fit, instead of a buffer of the thread's. */
+int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len, struct ip_buf *out,
+                  struct ip_error *err);
+
+/* ip_encode with a workspace for the PNG encoder (see ip__png_write). */
+int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
+               uint8_t *ws, size_t ws_len, struct ip_buf *out, struct ip_error *err);
 
 /* Images whose filtered PNG data is at least this many bytes are encoded as
  * strips (default 64 MiB; tests lower it through IMGPAR_TEST_PNG_STRIP_MIN). */

@@ -7,8 +7,12 @@
  *   heuristic or better (measured: 1.22 MB against 1.50 MB for adaptive on a
  *   6 MP blurred photo) and costs ~0.4 ns/pixel instead of ~5.
  * - Ordinary images: the filtered rows are compressed in one call by
- *   libdeflate (about 2x faster than zlib at the same level and size), then
- *   wrapped in IHDR / IDAT / IEND chunks with CRCs.
+ *   libdeflate (about 2x faster than zlib at the same level and size)
+ *   straight into the output buffer, then framed there as IDAT chunks of
+ *   IDAT_MAX bytes with CRCs, between IHDR and IEND. The filtered rows go
+ *   to a workspace the caller no longer needs when it is large enough (the
+ *   pipeline's writer passes the decoded image's pixels, dead once
+ *   filtered), else to the thread's buffer.
  * - Huge images (filtered data of IP_PNG_STRIP_MIN bytes or more) are cut
  *   into strips of a fixed number of rows that depends only on the row size.
  *   Each strip is deflated independently with zlib, primed with the 32 KiB
@@ -276,39 +280,63 @@ int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_b
 
 /* ---- whole images ---- */
 
-static int write_whole(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err)
+static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len,
+                       struct ip_buf *out, struct ip_error *err)
 {
+    static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
     struct tls *t = tls_get();
-    size_t fb = 1 + row_bytes(img), len, bound, zlen;
-    struct ip_buf z = {0};
+    size_t fb = 1 + row_bytes(img), len, bound, zlen, hdr_end, z_at, n_max, pos;
     uint8_t *raw;
-    int rc;
 
     if (ip_mul_size(fb, img->height, &len) != 0)
         return ip_error_set(err, IP_ETOOBIG, "image too large for PNG");
-    raw = t ? tls_raw(t, len) : NULL;
+    if (!t)
+        return ip_error_set(err, IP_ENOMEM, "out of memory for the PNG encoder");
+    raw = ws && ws_len >= len ? ws : tls_raw(t, len);
     if (!raw)
         return ip_error_set(err, IP_ENOMEM, "out of memory for PNG rows");
     if (!t->comp[level] && !(t->comp[level] = libdeflate_alloc_compressor(level)))
         return ip_error_set(err, IP_ENOMEM, "out of memory for the PNG compressor");
     for (uint32_t y = 0; y < img->height; y++)
         filter_row(img, y, raw + (size_t)y * fb);
-    bound = libdeflate_zlib_compress_bound(t->comp[level], len);
-    if (ip__buf_reserve(&z, bound, err))
+
+    /* The zlib data is compressed straight into out, after room for the
+     * framing of every IDAT it could need (12 bytes each); each IDAT's data
+     * then moves down to its place. Data k moves from z_at + k * IDAT_MAX
+     * to hdr_end + k * (IDAT_MAX + 12) + 8, never upwards, and its CRC ends
+     * at or before where data k + 1 still waits. */
+    if (put_header(img, out, err))
         return IP_ENOMEM;
-    zlen = libdeflate_zlib_compress(t->comp[level], raw, len, z.data, bound);
-    if (zlen == 0) {
-        ip_buf_free(&z);
+    hdr_end = out->len;
+    bound = libdeflate_zlib_compress_bound(t->comp[level], len);
+    n_max = bound / IDAT_MAX + 1;
+    if (ip__buf_reserve(out, 12 * n_max + bound + sizeof iend, err))
+        return IP_ENOMEM;
+    z_at = hdr_end + 12 * n_max;
+    zlen = libdeflate_zlib_compress(t->comp[level], raw, len, out->data + z_at, bound);
+    if (zlen == 0)
         return ip_error_set(err, IP_ENOMEM, "PNG compression failed");
+    pos = hdr_end;
+    for (size_t done = 0; done < zlen;) {
+        size_t n = zlen - done < IDAT_MAX ? zlen - done : IDAT_MAX;
+        uint8_t *c = out->data + pos;
+        uint32_t crc;
+
+        memmove(c + 8, out->data + z_at + done, n);
+        put32(c, (uint32_t)n);
+        memcpy(c + 4, "IDAT", 4);
+        crc = libdeflate_crc32(0, c + 4, 4 + n);
+        put32(c + 8 + n, crc);
+        pos += 12 + n;
+        done += n;
     }
-    rc = put_header(img, out, err);
-    if (!rc)
-        rc = put_idat_iend(z.data, zlen, out, err);
-    ip_buf_free(&z);
-    return rc;
+    memcpy(out->data + pos, iend, sizeof iend);
+    out->len = pos + sizeof iend;
+    return 0;
 }
 
-int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, struct ip_error *err)
+int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len, struct ip_buf *out,
+                  struct ip_error *err)
 {
     uint32_t n;
     size_t start = out->len;
@@ -318,7 +346,7 @@ int ip__png_write(const struct ip_image *img, int level, struct ip_buf *out, str
         return rc;
     n = ip__png_strip_count(img);
     if (n == 0) {
-        rc = write_whole(img, level, out, err);
+        rc = write_whole(img, level, ws, ws_len, out, err);
     } else {
         struct ip_buf *strips = calloc(n, sizeof *strips);
         uint32_t *adlers = calloc(n, sizeof *adlers);

@@ -15,6 +15,7 @@ with a mean absolute difference under 3 from the source (alpha dropped,
 gray+alpha encodes its gray channel). Encoding is deterministic.
 """
 import os
+import struct
 import subprocess
 import sys
 
@@ -132,6 +133,21 @@ def main():
                     png_cases += check_png(arr, level, '%s-%dx%dx%d-l%d' % (kind, w, h, c, level))
             jpeg_cases += check_jpeg(smooth(w, h, c), 'smooth-%dx%dx%d-q90' % (w, h, c))
 
+    # Compressed data over 1 MiB: several IDAT chunks (1 MiB each, the last
+    # shorter), framed in place after compressing.
+    big = noise(1200, 1000, 3, 77)
+    png_cases += check_png(big, 6, 'noise-1200x1000x3-l6')
+    with open(os.path.join(WORK, 'noise-1200x1000x3-l6.png'), 'rb') as f:
+        data = f.read()
+    idat, pos = [], 8
+    while pos < len(data):
+        n = struct.unpack('>I', data[pos:pos + 4])[0]
+        if data[pos + 4:pos + 8] == b'IDAT':
+            idat.append(n)
+        pos += 12 + n
+    if len(idat) < 3 or any(n != 1 << 20 for n in idat[:-1]) or not 0 < idat[-1] <= 1 << 20:
+        fail('noise-1200x1000x3-l6: IDAT chunk sizes %r' % idat)
+
     # Levels matter, output is deterministic.
     arr = smooth(256, 128, 3)
     a = encode(arr, 'png', 0, 'level0')
@@ -152,7 +168,7 @@ def main():
         if not os.path.getsize(j3) < os.path.getsize(j1):
             fail('quality 30 not smaller than quality 90')
 
-    expected_png = 4 * len(SIZES) * 2 * 3
+    expected_png = 4 * len(SIZES) * 2 * 3 + 1   # + the multi-IDAT case
     expected_jpeg = 4 * len(SIZES)
     if png_cases != expected_png or jpeg_cases != expected_jpeg:
         fail('ran %d PNG and %d JPEG cases, expected %d and %d'
