@@ -6,12 +6,13 @@
  *   checksums (FNV-1a 64 over each whole file) every later run must match;
  *   then for each strategy, each split, each j ascending: `warmup` runs and
  *   `repeat` measured runs. serial runs at j=1 only: it ignores -j.
- * - Isolation: each configuration (and the reference) runs in a child
- *   process forked by the calling thread. The child is single-threaded
- *   when it creates each pipeline (the procs executor forks its workers
- *   there), its ru_maxrss is the peak of that configuration alone (plus
- *   what it inherited, reported as start_rss_kb), and a configuration that
- *   crashes cannot take the bench down. The child dies with the bench
+ * - Isolation: each run (warm-up, measured, and the reference) runs in a
+ *   child process of its own, forked by the calling thread, as each imgpar
+ *   command is a process of its own. The child is single-threaded when it
+ *   creates the pipeline (the procs executor forks its workers there), its
+ *   ru_maxrss is the peak of that run alone (plus what it inherited,
+ *   reported as start_rss_kb; no allocator state is carried over from an
+ *   earlier run), and a run that crashes cannot take the bench down. The child dies with the bench
  *   (PR_SET_PDEATHSIG), never prints, and leaves with _exit, so the
  *   caller's atexit handlers and stdio buffers stay the caller's.
  * - A run: ip_pipeline_create + ip_pipeline_run + ip_pipeline_destroy,
@@ -20,7 +21,7 @@
  *   untimed, every output is read back, checksummed, compared with the
  *   reference and unlinked, so the next run must write every output again.
  * - Protocol: the child writes fixed-size struct msg records to a pipe:
- *   MSG_OUTPUT per reference output, MSG_RUN per run, MSG_END with its
+ *   MSG_OUTPUT per reference output, MSG_RUN for its run, MSG_END with its
  *   ru_maxrss. The parent polls the pipe every 0.1 s so ip_bench_cancel
  *   (an atomic flag) stops a bench promptly: the child is SIGKILLed (its
  *   procs workers follow through their own PDEATHSIG) and reaped.
@@ -382,9 +383,9 @@ int ip_bench_create(struct ip_bench **out, const struct ip_bench_config *cfg, st
     b->report.tasks = b->tasks;
     b->report.n_tasks = b->cfg.n_tasks;
     b->report.reference_wall_s = NAN;
-    b->report.rss_method = "each configuration runs in its own forked child process; peak RSS is that "
-                           "child's getrusage ru_maxrss (a lifetime high-water mark, so it covers its "
-                           "warm-up and measured runs and includes start_rss_kb inherited at fork); "
+    b->report.rss_method = "each run (warm-up or measured) runs in its own forked child process; a "
+                           "configuration's peak RSS is the largest getrusage ru_maxrss of those "
+                           "children (each includes start_rss_kb inherited at fork); "
                            "worker = largest ru_maxrss a procs worker reported";
     for (size_t i = 0; i < b->cfg.n_tasks; i++) {
         struct stat st;
@@ -508,14 +509,14 @@ static void child_run(const struct ip_bench *b, const struct ip_pipeline_config 
         snprintf(m->text, sizeof m->text, "%s", cc->first_failure);
 }
 
+/* Runs run number r of a configuration (res NULL: the reference run). */
 static void __attribute__((noreturn))
-child_main(const struct ip_bench *b, const struct ip_bench_result *res, int fd)
+child_main(const struct ip_bench *b, const struct ip_bench_result *res, int r, int fd)
 {
     struct ip_pipeline_config pc = b->report.pipeline;
     struct child_ctx cc;
     struct rusage ru;
     struct msg m;
-    int n_runs = res ? b->cfg.warmup + b->cfg.repeat : 1;
     long start_rss;
 
     prctl(PR_SET_PDEATHSIG, SIGKILL);
@@ -529,40 +530,37 @@ child_main(const struct ip_bench *b, const struct ip_bench_result *res, int fd)
     pc.on_result = child_on_result;
     pc.cb_ctx = &cc;
 
-    for (int r = 0; r < n_runs; r++) {
-        memset(&m, 0, sizeof m);
-        m.type = MSG_RUN;
-        m.run = r;
-        m.sample.warmup = res ? r < b->cfg.warmup : 0;
-        m.sample.first_mismatch = UINT64_MAX;
-        child_run(b, &pc, &cc, &m);
-        for (size_t i = 0; i < b->cfg.n_tasks; i++) {
-            struct ip_bench_output o;
-            const char *path = b->tasks[i].out_path;
-            if (file_checksum(path, &o) != 0)
-                memset(&o, 0, sizeof o);
-            unlink(path);
-            if (!res) {
-                struct msg om;
-                memset(&om, 0, sizeof om);
-                om.type = MSG_OUTPUT;
-                om.index = i;
-                om.output = o;
-                send_msg(fd, &om);
-                continue;
-            }
-            const struct ip_bench_output *ref = &b->report.reference[i];
-            if (o.present != ref->present || o.bytes != ref->bytes || o.fnv1a64 != ref->fnv1a64) {
-                if (!m.sample.mismatches++)
-                    m.sample.first_mismatch = i;
-            }
+    memset(&m, 0, sizeof m);
+    m.type = MSG_RUN;
+    m.run = r;
+    m.sample.warmup = res ? r < b->cfg.warmup : 0;
+    m.sample.first_mismatch = UINT64_MAX;
+    child_run(b, &pc, &cc, &m);
+    for (size_t i = 0; i < b->cfg.n_tasks; i++) {
+        struct ip_bench_output o;
+        const char *path = b->tasks[i].out_path;
+        if (file_checksum(path, &o) != 0)
+            memset(&o, 0, sizeof o);
+        unlink(path);
+        if (!res) {
+            struct msg om;
+            memset(&om, 0, sizeof om);
+            om.type = MSG_OUTPUT;
+            om.index = i;
+            om.output = o;
+            send_msg(fd, &om);
+            continue;
         }
-        send_msg(fd, &m);
-        if (m.sample.status)
-            break;
+        const struct ip_bench_output *ref = &b->report.reference[i];
+        if (o.present != ref->present || o.bytes != ref->bytes || o.fnv1a64 != ref->fnv1a64) {
+            if (!m.sample.mismatches++)
+                m.sample.first_mismatch = i;
+        }
     }
+    send_msg(fd, &m);
     memset(&m, 0, sizeof m);
     m.type = MSG_END;
+    m.run = r;
     m.start_rss_kb = start_rss;
     m.maxrss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     send_msg(fd, &m);
@@ -644,17 +642,18 @@ static void take_msg(struct ip_bench *b, struct ip_bench_result *res, size_t con
         break;
     case MSG_END:
         if (res) {
-            res->peak_rss_kb = m->maxrss_kb;
+            if (m->maxrss_kb > res->peak_rss_kb)
+                res->peak_rss_kb = m->maxrss_kb;
             res->start_rss_kb = m->start_rss_kb;
         }
         break;
     }
 }
 
-/* Forks a child for one configuration (res NULL: the reference) and
- * collects its records. Returns 0, IP_EINTR when cancelled, or IP_EWORKER
- * when the child could not be started or died (reason in err). */
-static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t config,
+/* Forks a child for run number run of one configuration (res NULL: the
+ * reference) and collects its records. Returns 0, IP_EINTR when cancelled,
+ * or IP_EWORKER when the child could not be started or died (reason in err). */
+static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t config, int run,
                      struct ip_error *err)
 {
     struct msg m;
@@ -673,10 +672,10 @@ static int run_child(struct ip_bench *b, struct ip_bench_result *res, size_t con
     }
     if (pid == 0) {
         close(fds[0]);
-        child_main(b, res, fds[1]);
+        child_main(b, res, run, fds[1]);
     }
     close(fds[1]);
-    progress(b, res, config, 0, 0.0);
+    progress(b, res, config, run, 0.0);
 
     for (;;) {
         struct pollfd pfd = {fds[0], POLLIN, 0};
@@ -823,7 +822,7 @@ int ip_bench_run(struct ip_bench *b, struct ip_error *err)
     b->runs_total = 1 + rep->n_results * (size_t)(b->cfg.warmup + b->cfg.repeat);
     b->runs_wall_s = 0;
 
-    rc = run_child(b, NULL, 0, err);
+    rc = run_child(b, NULL, 0, 0, err);
     if (rc)
         return rc;
     if (b->ref_msg[0] || rep->failed)
@@ -838,15 +837,19 @@ int ip_bench_run(struct ip_bench *b, struct ip_error *err)
 
     for (size_t i = 0; i < rep->n_results; i++) {
         struct ip_bench_result *r = &rep->results[i];
-        ip_error_clear(&cerr);
-        rc = run_child(b, r, i, &cerr);
-        if (rc == IP_EINTR) {
-            derive(rep);
-            return ip_error_set(err, IP_EINTR, "interrupted");
-        }
-        if (rc && !r->status) {
-            r->status = rc;
-            copy_str(r->msg, sizeof r->msg, cerr.msg);
+
+        /* Until a run fails: the rest of this configuration is not run. */
+        for (int run = 0; run < b->cfg.warmup + b->cfg.repeat && !r->status; run++) {
+            ip_error_clear(&cerr);
+            rc = run_child(b, r, i, run, &cerr);
+            if (rc == IP_EINTR) {
+                derive(rep);
+                return ip_error_set(err, IP_EINTR, "interrupted");
+            }
+            if (rc && !r->status) {
+                r->status = rc;
+                copy_str(r->msg, sizeof r->msg, cerr.msg);
+            }
         }
     }
     derive(rep);

@@ -3,10 +3,11 @@
  * A bench runs the real pipeline on one set of tasks for every configuration
  * (strategy x split x jobs), `warmup` unmeasured then `repeat` measured times
  * each, and checks every run's outputs against a serial -j1 reference run
- * made first. Each configuration runs in a forked child process of its own,
- * so its peak RSS is its own (getrusage ru_maxrss of that child) and each
- * pipeline is created by a process with no other threads, as the procs
- * executor needs. The library never prints: progress goes to a callback,
+ * made first. Each run is a forked child process of its own, as each imgpar
+ * command is a process of its own, so its peak RSS is its own (getrusage
+ * ru_maxrss of that child, with no allocator state left by earlier runs)
+ * and each pipeline is created by a process with no other threads, as the
+ * procs executor needs. The library never prints: progress goes to a callback,
  * reports to a FILE * the caller gives. */
 #ifndef IMGPAR_BENCH_H
 #define IMGPAR_BENCH_H
@@ -97,7 +98,7 @@ struct ip_bench_result {
     double karp_flatt;               /* (1/S - 1/p) / (1 - 1/p), p = jobs; NAN at p = 1 */
     double speedup_vs_serial;        /* median_s(serial j=1, same split) / median_s; NAN without it */
     uint64_t busy_ns[IP_STAGE_COUNT];/* of the measured run nearest the median */
-    long peak_rss_kb;                /* ru_maxrss of the child process that ran this configuration */
+    long peak_rss_kb;                /* largest ru_maxrss of the child processes of its runs */
     long start_rss_kb;               /* its VmRSS when it started (inherited from the bench process) */
     long worker_peak_rss_kb;         /* largest procs worker over every run; 0 for other strategies */
     uint64_t peak_pixel_bytes;       /* most pixel bytes in flight at once (ip_stats), over every run */

@@ -65,9 +65,10 @@ static const char *const bench_usage =
     "        --csv b.csv --json b.json --svg b.svg photos/\n"
     "  imgpar bench --strategies threads --jobs 1 --no-filter photos/   (codec baseline)\n"
     "\n"
-    "Peak RSS is measured per configuration: each one runs in its own forked child\n"
-    "process, whose getrusage ru_maxrss is reported (it includes what the child\n"
-    "inherited from the bench process, shown in the JSON as start_rss_kb).\n"
+    "Peak RSS is measured per run: each run (warm-up or measured) is a forked child\n"
+    "process of its own, like an imgpar command; a configuration reports the largest\n"
+    "getrusage ru_maxrss of its runs (it includes what the child inherited from the\n"
+    "bench process, shown in the JSON as start_rss_kb).\n"
     "\n"
     "Exit status: 0 every run matched the reference, 1 a mismatch or a failed file\n"
     "or configuration, 2 usage error, 3 could not start, 130 interrupted.\n";
@@ -513,8 +514,8 @@ static void print_tables(FILE *f, const struct ip_bench_report *rep)
           "vs ser: serial j=1 median (same split) / median. Wall time = pipeline create + run + destroy;\n"
           "CPU s: user + system seconds of a run (median), procs workers included.\n",
           f);
-    fprintf(f, "RSS: each configuration ran in its own forked child; its getrusage ru_maxrss, which includes\n"
-               "~%.1f MiB inherited from the bench process at fork%s.\n",
+    fprintf(f, "RSS: each run was a forked child of its own; the largest getrusage ru_maxrss of a configuration's\n"
+               "runs, which includes ~%.1f MiB inherited from the bench process at fork%s.\n",
             (double)start_rss / 1024.0, any_procs ? "; wkr: the largest procs worker's ru_maxrss" : "");
     fprintf(f, "pix: most pixel bytes in flight at once (decoded images and filter outputs). Memory target,\n"
                "RSS <= pix + %ld MiB: %s", IP_BENCH_MEM_SLACK_KB / 1024,
