@@ -158,18 +158,41 @@ static int put_header(const struct ip_image *img, struct ip_buf *out, struct ip_
     return put_chunk(out, "IHDR", ihdr, sizeof ihdr, err);
 }
 
-/* IDAT chunks over zlib data, then IEND. */
-static int put_idat_iend(const uint8_t *z, size_t zlen, struct ip_buf *out, struct ip_error *err)
+/* The zlib data goes straight into out, after room for the framing of
+ * every IDAT chunk it could need: put_header, then idat_reserve (returns
+ * where the data goes, or 0 when out of memory), then the data of at most
+ * zlen_max bytes, then idat_frame. */
+static size_t idat_reserve(struct ip_buf *out, size_t zlen_max, struct ip_error *err)
 {
-    size_t done = 0;
+    size_t slack = 12 * (zlen_max / IDAT_MAX + 1);
 
-    do {
+    if (ip__buf_reserve(out, slack + zlen_max + 12, err))
+        return 0;
+    return out->len + slack;
+}
+
+/* Frames zlen bytes of zlib data at out->data + z_at as IDAT chunks right
+ * after out->len, then IEND. Data k moves from z_at + k * IDAT_MAX down to
+ * out->len + k * (IDAT_MAX + 12) + 8, never upwards, and its CRC ends at or
+ * before where data k + 1 still waits. */
+static void idat_frame(struct ip_buf *out, size_t z_at, size_t zlen)
+{
+    static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
+    size_t pos = out->len;
+
+    for (size_t done = 0; done < zlen;) {
         size_t n = zlen - done < IDAT_MAX ? zlen - done : IDAT_MAX;
-        if (put_chunk(out, "IDAT", z + done, n, err))
-            return IP_ENOMEM;
+        uint8_t *c = out->data + pos;
+
+        memmove(c + 8, out->data + z_at + done, n);
+        put32(c, (uint32_t)n);
+        memcpy(c + 4, "IDAT", 4);
+        put32(c + 8 + n, libdeflate_crc32(0, c + 4, 4 + n));
+        pos += 12 + n;
         done += n;
-    } while (done < zlen);
-    return put_chunk(out, "IEND", NULL, 0, err);
+    }
+    memcpy(out->data + pos, iend, sizeof iend);
+    out->len = pos + sizeof iend;
 }
 
 static int check_image(const struct ip_image *img, int level, struct ip_error *err)
@@ -255,27 +278,29 @@ int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_b
                         const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
                         struct ip_error *err)
 {
-    struct ip_buf z = {0};
-    uint8_t hdr[2] = {0x78, 0}, tail[4];
+    size_t zlen = 2 + 4, z_at, pos;
     uint32_t adler = 1;
-    int flevel = level < 2 ? 0 : level < 6 ? 1 : level == 6 ? 2 : 3, rc;
+    int flevel = level < 2 ? 0 : level < 6 ? 1 : level == 6 ? 2 : 3;
+    uint8_t *z;
 
-    hdr[1] = (uint8_t)(flevel << 6);
-    hdr[1] = (uint8_t)(hdr[1] + (31 - ((hdr[0] << 8) | hdr[1]) % 31) % 31);
-    rc = ip__buf_append(&z, hdr, 2, err);
-    for (uint32_t k = 0; k < n && !rc; k++) {
-        rc = ip__buf_append(&z, strips[k].data, strips[k].len, err);
+    for (uint32_t k = 0; k < n; k++)
+        zlen += strips[k].len;
+    if (put_header(img, out, err) || !(z_at = idat_reserve(out, zlen, err)))
+        return IP_ENOMEM;
+    /* zlib header, the strips' deflate data, the combined Adler-32. */
+    z = out->data + z_at;
+    z[0] = 0x78;
+    z[1] = (uint8_t)(flevel << 6);
+    z[1] = (uint8_t)(z[1] + (31 - ((z[0] << 8) | z[1]) % 31) % 31);
+    pos = 2;
+    for (uint32_t k = 0; k < n; k++) {
+        memcpy(z + pos, strips[k].data, strips[k].len);
+        pos += strips[k].len;
         adler = (uint32_t)adler32_combine(adler, adlers[k], (z_off_t)raw_lens[k]);
     }
-    put32(tail, adler);
-    if (!rc)
-        rc = ip__buf_append(&z, tail, 4, err);
-    if (!rc)
-        rc = put_header(img, out, err);
-    if (!rc)
-        rc = put_idat_iend(z.data, z.len, out, err);
-    ip_buf_free(&z);
-    return rc;
+    put32(z + pos, adler);
+    idat_frame(out, z_at, zlen);
+    return 0;
 }
 
 /* ---- whole images ---- */
@@ -283,9 +308,8 @@ int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_b
 static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len,
                        struct ip_buf *out, struct ip_error *err)
 {
-    static const uint8_t iend[12] = {0, 0, 0, 0, 'I', 'E', 'N', 'D', 0xae, 0x42, 0x60, 0x82};
     struct tls *t = tls_get();
-    size_t fb = 1 + row_bytes(img), len, bound, zlen, hdr_end, z_at, n_max, pos;
+    size_t fb = 1 + row_bytes(img), len, bound, zlen, z_at;
     uint8_t *raw;
 
     if (ip_mul_size(fb, img->height, &len) != 0)
@@ -300,38 +324,15 @@ static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_
     for (uint32_t y = 0; y < img->height; y++)
         filter_row(img, y, raw + (size_t)y * fb);
 
-    /* The zlib data is compressed straight into out, after room for the
-     * framing of every IDAT it could need (12 bytes each); each IDAT's data
-     * then moves down to its place. Data k moves from z_at + k * IDAT_MAX
-     * to hdr_end + k * (IDAT_MAX + 12) + 8, never upwards, and its CRC ends
-     * at or before where data k + 1 still waits. */
     if (put_header(img, out, err))
         return IP_ENOMEM;
-    hdr_end = out->len;
     bound = libdeflate_zlib_compress_bound(t->comp[level], len);
-    n_max = bound / IDAT_MAX + 1;
-    if (ip__buf_reserve(out, 12 * n_max + bound + sizeof iend, err))
+    if (!(z_at = idat_reserve(out, bound, err)))
         return IP_ENOMEM;
-    z_at = hdr_end + 12 * n_max;
     zlen = libdeflate_zlib_compress(t->comp[level], raw, len, out->data + z_at, bound);
     if (zlen == 0)
         return ip_error_set(err, IP_ENOMEM, "PNG compression failed");
-    pos = hdr_end;
-    for (size_t done = 0; done < zlen;) {
-        size_t n = zlen - done < IDAT_MAX ? zlen - done : IDAT_MAX;
-        uint8_t *c = out->data + pos;
-        uint32_t crc;
-
-        memmove(c + 8, out->data + z_at + done, n);
-        put32(c, (uint32_t)n);
-        memcpy(c + 4, "IDAT", 4);
-        crc = libdeflate_crc32(0, c + 4, 4 + n);
-        put32(c + 8 + n, crc);
-        pos += 12 + n;
-        done += n;
-    }
-    memcpy(out->data + pos, iend, sizeof iend);
-    out->len = pos + sizeof iend;
+    idat_frame(out, z_at, zlen);
     return 0;
 }
 
