@@ -12,9 +12,10 @@
  *   creates the pipeline (the procs executor forks its workers there), its
  *   ru_maxrss is the peak of that run alone (plus what it inherited,
  *   reported as start_rss_kb; no allocator state is carried over from an
- *   earlier run), and a run that crashes cannot take the bench down. The child dies with the bench
- *   (PR_SET_PDEATHSIG), never prints, and leaves with _exit, so the
- *   caller's atexit handlers and stdio buffers stay the caller's.
+ *   earlier run), and a run that crashes cannot take the bench down. The
+ *   child dies with the bench (PR_SET_PDEATHSIG), never prints, and leaves
+ *   with _exit, so the caller's atexit handlers and stdio buffers stay the
+ *   caller's.
  * - A run: ip_pipeline_create + ip_pipeline_run + ip_pipeline_destroy,
  *   timed together on CLOCK_MONOTONIC (what a user of the CLI waits for;
  *   the pipeline's own run-only time is kept in the sample's stats). Then,
@@ -560,7 +561,6 @@ child_main(const struct ip_bench *b, const struct ip_bench_result *res, int r, i
     send_msg(fd, &m);
     memset(&m, 0, sizeof m);
     m.type = MSG_END;
-    m.run = r;
     m.start_rss_kb = start_rss;
     m.maxrss_kb = getrusage(RUSAGE_SELF, &ru) == 0 ? ru.ru_maxrss : 0;
     send_msg(fd, &m);

@@ -160,31 +160,28 @@ static void cmyk_to_rgb(const uint8_t *src, uint8_t *dst, uint32_t width, int in
 static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const uint8_t *data,
                         size_t len, const struct ip_decode_opts *opts, struct ip_error *err)
 {
-    uint32_t *channels = &ctx->channels;
-    int *cmyk = &ctx->cmyk;
-
     jpeg_mem_src(cinfo, data, (unsigned long)len);
     jpeg_read_header(cinfo, TRUE);
 
-    *cmyk = 0;
+    ctx->cmyk = 0;
     switch (cinfo->jpeg_color_space) {
     case JCS_GRAYSCALE:
         cinfo->out_color_space = JCS_GRAYSCALE;
-        *channels = 1;
+        ctx->channels = 1;
         break;
     case JCS_YCbCr:
         cinfo->out_color_space = opts->jpeg_luma_only ? JCS_GRAYSCALE : JCS_RGB;
-        *channels = opts->jpeg_luma_only ? 1 : 3;
+        ctx->channels = opts->jpeg_luma_only ? 1 : 3;
         break;
     case JCS_RGB:
         cinfo->out_color_space = JCS_RGB;
-        *channels = 3;
+        ctx->channels = 3;
         break;
     case JCS_CMYK:
     case JCS_YCCK:
         cinfo->out_color_space = JCS_CMYK;
-        *channels = 3;
-        *cmyk = 1;
+        ctx->channels = 3;
+        ctx->cmyk = 1;
         break;
     default:
         return ip_error_set(err, IP_EUNSUP, "unsupported JPEG color space with %d components",

@@ -211,6 +211,10 @@ out:
 static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc)
 {
     const struct ip_image *img = p->cfg.no_filter ? &item->src : &item->dst;
+    /* Once filtered, the decoded pixels (before dst in the block) are dead:
+     * the PNG encoder's workspace. */
+    uint8_t *ws = !p->cfg.no_filter && item->block ? item->block : NULL;
+    size_t ws_len = ws && img->pixels > ws ? (size_t)(img->pixels - ws) : 0;
     uint64_t t0;
     int rc;
 
@@ -222,11 +226,8 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
     uint32_t strips = fmt == IP_FORMAT_PNG ? ip__png_strip_count(img) : ip__jpeg_strip_count(img);
     if (strips > 1 && p->cfg.jobs > 1)
         rc = encode_team(p, item, img, fmt, strips, enc);
-    else if (p->cfg.no_filter || !item->block || img->pixels <= (uint8_t *)item->block)
-        rc = ip_encode(img, fmt, &p->cfg.encode, enc, &item->err);
-    else   /* the decoded pixels, before dst in the block, are dead once filtered */
-        rc = ip__encode(img, fmt, &p->cfg.encode, item->block, (size_t)(img->pixels - (uint8_t *)item->block),
-                        enc, &item->err);
+    else
+        rc = ip__encode(img, fmt, &p->cfg.encode, ws, ws_len, enc, &item->err);
     ip__stage_add(p, item, IP_STAGE_ENCODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     ip__arena_free(p->arena, item->block);
