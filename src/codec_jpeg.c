@@ -24,6 +24,11 @@
  *   libjpeg cannot decode) are IP_EUNSUP "unsupported 12-bit JPEG".
  * - Limits are checked on the header's dimensions before
  *   jpeg_start_decompress allocates anything image-sized.
+ * - Progressive Huffman files (whole-image decodes) go through decode_prog:
+ *   codec_jpeg_prog.c decodes their scans one iMCU row at a time and
+ *   libjpeg's output pass makes the pixels, with no whole-image coefficient
+ *   arrays. When that path declines or fails, the file is decoded again the
+ *   ordinary way (run_job), so results, warnings and errors are libjpeg's.
  * - Encoding writes through a destination manager into the caller's ip_buf
  *   (no library-owned buffer to leak on error): baseline, 4:2:0 for colour,
  *   no optimisation pass, so output depends only on the input and quality.
@@ -37,6 +42,7 @@
 #include <jerror.h>
 
 #include "codec_internal.h"
+#include "codec_jpeg_prog.h"
 
 /* Error manager plus everything that must survive a longjmp. */
 struct jpeg_ctx {
@@ -50,6 +56,14 @@ struct jpeg_ctx {
     uint32_t channels;            /* decode: output channels */
     int cmyk;                     /* decode: libjpeg's CMYK output, converted to RGB here */
     uint8_t *row;                 /* CMYK (decode) or alpha-free (encode) scratch row */
+    /* Progressive fast path (decode_prog). */
+    struct ip__jpeg_prog *prog;   /* the scans' decoder */
+    JBLOCKARRAY (*access_barray)(j_common_ptr, jvirt_barray_ptr, JDIMENSION, JDIMENSION, boolean);
+                                  /* libjpeg's own access method */
+    char tokens[4];               /* the coefficient "arrays" libjpeg gets: &tokens[c] */
+    int ntokens;                  /* how many it asked for */
+    int prog_output;              /* output pass started: rows are decoded on demand */
+    uint32_t prog_rows;           /* iMCU rows decoded so far */
 };
 
 static void error_exit_cb(j_common_ptr cinfo)
@@ -207,7 +221,10 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
     }
-    jpeg_start_decompress(cinfo);
+    if (cinfo->buffered_image)
+        jpeg_start_output(cinfo, cinfo->input_scan_number);   /* decode_prog: the one output pass */
+    else
+        jpeg_start_decompress(cinfo);
     if ((uint32_t)cinfo->output_components != (cmyk ? 4u : channels) ||
         cinfo->output_width != dst->width || cinfo->output_height < end)
         return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
@@ -229,9 +246,155 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         if (cmyk && out)
             cmyk_to_rgb(ctx->row, out, dst->width, cinfo->saw_Adobe_marker);
     }
-    if (finish)
+    if (finish) {
+        if (cinfo->buffered_image)
+            jpeg_finish_output(cinfo);
         jpeg_finish_decompress(cinfo);
+    }
     return 0;
+}
+
+/* ---- progressive JPEGs: codec_jpeg_prog.c reads the scans ---- */
+
+/* Result of a fast-path attempt that declined or failed: decode again the
+ * ordinary way, which gives libjpeg's own result and messages. */
+#define PROG_RETRY 1
+
+static void prog_fail(j_common_ptr cinfo)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+
+    ctx->code = IP_ECORRUPT;
+    snprintf(ctx->msg, sizeof ctx->msg, "progressive fast path declined");
+    longjmp(ctx->jmp, 1);   /* run_once turns it into PROG_RETRY */
+}
+
+/* Blocks per row of a component's coefficient array in libjpeg (jdcoefct.c). */
+static JDIMENSION array_cols(const jpeg_component_info *ci)
+{
+    JDIMENSION h = (JDIMENSION)ci->h_samp_factor;
+
+    return (ci->width_in_blocks + h - 1) / h * h;
+}
+
+/* libjpeg's coefficient controller asks for one whole-image array per
+ * component; it gets a token instead, and never the memory. */
+static jvirt_barray_ptr request_barray_cb(j_common_ptr cinfo, int pool_id, boolean pre_zero,
+                                          JDIMENSION blocksperrow, JDIMENSION numrows, JDIMENSION maxaccess)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+
+    (void)pool_id;
+    (void)pre_zero;
+    (void)numrows;
+    (void)maxaccess;
+    if (ctx->ntokens >= 4 || blocksperrow != array_cols(&((j_decompress_ptr)cinfo)->comp_info[ctx->ntokens]))
+        prog_fail(cinfo);
+    return (jvirt_barray_ptr)(void *)&ctx->tokens[ctx->ntokens++];
+}
+
+/* Rows of a token array: the decoder's row buffers. While libjpeg reads the
+ * first scan they are scratch; in the output pass each new iMCU row is
+ * decoded from every scan when libjpeg first asks for it. */
+static JBLOCKARRAY access_barray_cb(j_common_ptr cinfo, jvirt_barray_ptr ptr, JDIMENSION start_row,
+                                    JDIMENSION num_rows, boolean writable)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+    j_decompress_ptr dinfo = (j_decompress_ptr)cinfo;
+    int c, v;
+
+    for (c = 0; c < ctx->ntokens && ptr != (jvirt_barray_ptr)(void *)&ctx->tokens[c]; c++)
+        ;
+    if (c == ctx->ntokens)
+        return ctx->access_barray(cinfo, ptr, start_row, num_rows, writable);
+    v = dinfo->comp_info[c].v_samp_factor;
+    if (start_row % (JDIMENSION)v || num_rows > (JDIMENSION)v)
+        prog_fail(cinfo);
+    if (ctx->prog_output) {
+        uint32_t row = start_row / (JDIMENSION)v;
+
+        if (row == ctx->prog_rows) {
+            if (ip__jpeg_prog_row(ctx->prog, row))
+                prog_fail(cinfo);
+            ctx->prog_rows++;
+        } else if (row + 1 != ctx->prog_rows) {
+            prog_fail(cinfo);
+        }
+    }
+    return ip__jpeg_prog_rows(ctx->prog, c);
+}
+
+/* The source manager's refill after the cut: EOI, as if the file ended
+ * there (jpeg_mem_src's own refill would warn of truncation). */
+static boolean fill_eoi_cb(j_decompress_ptr cinfo)
+{
+    static const JOCTET eoi[2] = {0xFF, JPEG_EOI};
+
+    cinfo->src->next_input_byte = eoi;
+    cinfo->src->bytes_in_buffer = 2;
+    return TRUE;
+}
+
+/* Whole-image decode of a progressive Huffman JPEG with codec_jpeg_prog.c
+ * (see its design note). libjpeg runs in buffered-image mode, with its
+ * input cut after the first scan and coefficient arrays that are
+ * codec_jpeg_prog.c's buffers of one iMCU row: it reads the first scan
+ * (into scratch) and meets EOI; then its output pass asks for the rows in
+ * order, and each is decoded from all the scans just then. No coefficient
+ * array for the whole image exists. Called after setjmp and decode_setup.
+ * PROG_RETRY when the file must be decoded the ordinary way. */
+static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const uint8_t *data,
+                       size_t len, const struct ip_decode_opts *opts, struct ip_error *err)
+{
+    struct ip__jpeg_prog_frame f;
+    size_t scan = (size_t)(cinfo->src->next_input_byte - data);
+    JDIMENSION guard;
+    int rc, c;
+
+    if (cinfo->num_components > 4)
+        return PROG_RETRY;
+    memset(&f, 0, sizeof f);
+    f.width = cinfo->image_width;
+    f.height = cinfo->image_height;
+    f.ncomp = cinfo->num_components;
+    f.max_h = cinfo->max_h_samp_factor;
+    f.max_v = cinfo->max_v_samp_factor;
+    f.restart_interval = cinfo->restart_interval;
+    for (c = 0; c < NUM_HUFF_TBLS; c++) {
+        f.dc[c] = cinfo->dc_huff_tbl_ptrs[c];
+        f.ac[c] = cinfo->ac_huff_tbl_ptrs[c];
+    }
+    for (c = 0; c < f.ncomp; c++) {
+        const jpeg_component_info *ci = &cinfo->comp_info[c];
+
+        f.comp[c].id = ci->component_id;
+        f.comp[c].h = ci->h_samp_factor;
+        f.comp[c].v = ci->v_samp_factor;
+        f.comp[c].bw = ci->width_in_blocks;
+        f.comp[c].bh = ci->height_in_blocks;
+        f.comp[c].cols = array_cols(ci);
+    }
+    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
+    if (rc)
+        return rc;   /* limits or memory: the ordinary path would fail the same way */
+    if (ip__jpeg_prog_open(&f, data, len, scan, &ctx->prog))
+        return PROG_RETRY;
+    cinfo->src->bytes_in_buffer = ip__jpeg_prog_first_end(ctx->prog) - scan;
+    cinfo->src->fill_input_buffer = fill_eoi_cb;
+    ctx->access_barray = cinfo->mem->access_virt_barray;
+    cinfo->mem->request_virt_barray = request_barray_cb;
+    cinfo->mem->access_virt_barray = access_barray_cb;
+    cinfo->buffered_image = TRUE;
+    cinfo->do_block_smoothing = FALSE;
+    jpeg_start_decompress(cinfo);
+    if (ctx->ntokens != cinfo->num_components)
+        return PROG_RETRY;
+    /* One call per iMCU row of the first scan, then EOI. */
+    for (guard = 0; (rc = jpeg_consume_input(cinfo)) != JPEG_REACHED_EOI; guard++)
+        if (rc == JPEG_SUSPENDED || guard > cinfo->total_iMCU_rows + 4)
+            return PROG_RETRY;
+    ctx->prog_output = 1;
+    return decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
 }
 
 /* What one decompressor run does: with shape, read the header only; with
@@ -243,6 +406,7 @@ struct job {
     const struct ip_image *dst;
     uint32_t skip;
     int finish;
+    int prog;   /* whole decode: progressive Huffman files try decode_prog */
 };
 
 /* Everything between creating and destroying the decompressor; called after
@@ -264,6 +428,8 @@ static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     }
     if (job->dst)
         return decode_rows(cinfo, ctx, job->skip, job->dst, job->finish, err);
+    if (job->prog && cinfo->progressive_mode && !cinfo->arith_code && cinfo->data_precision == 8)
+        return decode_prog(cinfo, ctx, data, len, opts, err);
     rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
     if (!rc)
         rc = decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
@@ -274,8 +440,8 @@ static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
  * libjpeg's errors turned into ours. Only a whole-image decode tolerates
  * truncation (under opts->allow_truncated); a strip or header read never
  * does. On success of a whole decode, *out gets the image. */
-static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, const struct job *job,
-                   struct ip_image *out, struct ip_error *err)
+static int run_once(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, const struct job *job,
+                    struct ip_image *out, struct ip_error *err)
 {
     struct jpeg_decompress_struct cinfo;
     struct jpeg_ctx ctx;
@@ -290,7 +456,9 @@ static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts 
 
     if (setjmp(ctx.jmp)) {
         rc = ctx.code ? ctx.code : IP_ECORRUPT;
-        if (rc == IP_EUNSUP && cinfo.data_precision != 8)
+        if (ctx.prog)
+            rc = PROG_RETRY;   /* the ordinary decode gives the error, if any */
+        else if (rc == IP_EUNSUP && cinfo.data_precision != 8)
             ip_error_set(err, rc, "unsupported %d-bit JPEG", cinfo.data_precision);
         else if (rc == IP_ETRUNC)
             ip_error_set(err, rc, "truncated JPEG data");
@@ -306,6 +474,7 @@ static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts 
 done:
     jpeg_destroy_decompress(&cinfo);
     free(ctx.row);
+    ip__jpeg_prog_close(ctx.prog);
     if (rc) {
         ip__pixels_free(opts, &ctx.img);
         return rc;
@@ -315,10 +484,31 @@ done:
     return 0;
 }
 
+/* A whole decode of a progressive file tries the fast path first, and
+ * decodes again the ordinary way when it declines or fails. */
+static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, const struct job *job,
+                   struct ip_image *out, struct ip_error *err)
+{
+    struct job j = *job;
+    struct ip_error saved = {0};
+    int rc;
+
+    j.prog = !job->shape && !job->dst;
+    if (j.prog && err)
+        saved = *err;
+    rc = run_once(data, len, opts, &j, out, err);
+    if (rc != PROG_RETRY)
+        return rc;
+    if (err)
+        *err = saved;
+    j.prog = 0;
+    return run_once(data, len, opts, &j, out, err);
+}
+
 int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
                    struct ip_error *err)
 {
-    struct job job = {shape, NULL, 0, 0};
+    struct job job = {shape, NULL, 0, 0, 0};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
@@ -326,7 +516,7 @@ int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
                          const struct ip_image *dst, int finish, struct ip_error *err)
 {
-    struct job job = {NULL, dst, skip, finish};
+    struct job job = {NULL, dst, skip, finish, 0};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
@@ -334,7 +524,7 @@ int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                     struct ip_image *out, struct ip_error *err)
 {
-    struct job job = {NULL, NULL, 0, 0};
+    struct job job = {NULL, NULL, 0, 0, 0};
 
     return run_job(data, len, opts, &job, out, err);
 }

@@ -5,9 +5,36 @@
  * Differential check of the strip decoder (codec_jpeg_strips.c), with the
  * size threshold at zero so that every file with a plan is decoded by
  * strips, one restart segment each: whenever all strips decode, the whole
- * decode (strict, same options) must have succeeded with the same pixels. */
+ * decode (strict, same options) must have succeeded with the same pixels.
+ *
+ * Differential check of the progressive fast path (codec_jpeg_prog.c):
+ * whenever it decoded the image, libjpeg alone must give the same result
+ * and pixels. */
+#include <stdio.h>
+
+#include <jpeglib.h>
+
 #include "codec_internal.h"
+#include "codec_jpeg_prog.h"
 #include "fuzz_common.h"
+
+static void check_prog(const uint8_t *buf, size_t len, struct ip_decode_opts *opts, int fast_rc,
+                       const struct ip_image *fast)
+{
+    struct fuzz_counts counts = {0};
+    struct ip_image img;
+    int rc;
+
+    ip__jpeg_prog_set_enabled(0);
+    rc = fuzz_decode(buf, len, opts, &img, &counts);
+    ip__jpeg_prog_set_enabled(1);
+    FUZZ_ASSERT(rc == fast_rc);
+    if (rc == 0) {
+        FUZZ_ASSERT(img.width == fast->width && img.height == fast->height && img.channels == fast->channels);
+        FUZZ_ASSERT(memcmp(img.pixels, fast->pixels, img.stride * img.height) == 0);
+    }
+    fuzz_image_free(&img, &counts);
+}
 
 static void check_strips(const uint8_t *buf, size_t len, const struct ip_decode_opts *opts, int whole_rc,
                          const struct ip_image *whole)
@@ -62,7 +89,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
         fuzz_opts(&opts, IP_DECODER_NATIVE, mode == 1);
         opts.jpeg_luma_only = mode == 2;
+        unsigned long fast_before = ip__jpeg_prog_images();
+
         rc = fuzz_decode(buf, len, &opts, &img, &counts);
+        if (ip__jpeg_prog_images() != fast_before)
+            check_prog(buf, len, &opts, rc, &img);
         if (mode != 1)
             check_strips(buf, len, &opts, rc, &img);
         fuzz_image_free(&img, &counts);

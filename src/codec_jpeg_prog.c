@@ -1,0 +1,967 @@
+/* Progressive Huffman JPEGs decoded one iMCU row at a time, without
+ * whole-image coefficient arrays; pixels byte-identical to libjpeg-turbo's.
+ *
+ * DESIGN
+ * - Why: libjpeg decodes a progressive JPEG scan by scan into coefficient
+ *   arrays for the whole image (2 bytes per coefficient: as large as the
+ *   decoded RGB for 4:2:0, twice that for 4:4:4), and only then makes
+ *   pixels. That memory was most of imgpar's excess over the pixels in
+ *   flight on JPEG batches, and every scan walks the whole arrays again.
+ * - How: all scans are in memory, so each can be read from its own place in
+ *   the file. ip__jpeg_prog_open walks the file once (scan headers, tables,
+ *   restart intervals, where each scan's entropy-coded data starts and
+ *   ends) and makes every check that needs no decoding. Then
+ *   ip__jpeg_prog_row(r) decodes iMCU row r of the first scan, of the
+ *   second, ... of the last, each scan's reader resuming where it stopped
+ *   for row r - 1 (bit position, EOB run, DC predictions, restart count):
+ *   the row's coefficients are then final, in a buffer of one iMCU row per
+ *   component that stays in cache across the scans. codec_jpeg.c hands
+ *   that buffer to libjpeg as its "coefficient arrays" (through its memory
+ *   manager's virtual-array methods) and libjpeg's own output pass (IDCT,
+ *   upsampling, colour conversion) makes the pixels, asking for the rows in
+ *   order. The pixels are libjpeg's, from the same coefficients.
+ * - Semantics: the block decoders follow jdphuff.c's decode_mcu_DC_first,
+ *   _AC_first, _DC_refine and _AC_refine step by step (same coefficient
+ *   values, same int16 wrap-around, same EOB runs, restart handling and
+ *   scan-parameter checks). Speed: a 64-bit bit buffer refilled up to 7
+ *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table,
+ *   and in refinement scans a per-block mask of the nonzero coefficients:
+ *   the correction bits of all the nonzero coefficients up to the next zero
+ *   (or the end of the band) are read as one word and applied without
+ *   branches.
+ * - The rule, as for the PNG fast path: decline (return 1) whenever libjpeg
+ *   would do anything but decode cleanly. Any warning libjpeg would give
+ *   (bad Huffman code, data running out, lost restart sync, bogus
+ *   progression), any error (bad table, bad scan parameters), any marker
+ *   other than DHT, DRI, COM, APPn, SOS and EOI after the first scan, extra
+ *   bytes before a marker, a coefficient written past the band (which
+ *   libjpeg silently puts at position 63), a first scan that is not a DC
+ *   scan of every component, and a final state in which libjpeg's output
+ *   pass would smooth blocks (a coefficient 0..9 of some component left
+ *   incomplete). Open declines before any pixel is made; a row declines
+ *   mid-image when its data is bad, and codec_jpeg.c then decodes the whole
+ *   file again with libjpeg alone, which gives the usual pixels, warnings
+ *   and errors.
+ * - Threads: reentrant; one decoder per image, used by one thread.
+ *   Memory: one iMCU row of coefficients per component (a 20000-pixel-wide
+ *   4:2:0 image: under 1 MiB), 8 bytes per block of it for the masks, and up
+ *   to 4 Huffman tables (2.5 KiB each) per scan.
+ * - IMGPAR_JPEG_FAST=0 in the environment (read once) disables it; tests
+ *   switch it with ip__jpeg_prog_set_enabled. */
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "codec_internal.h"
+#include "codec_jpeg_prog.h"
+
+#define DECLINE 1
+#define LUT_BITS 10
+#define MAX_SCANS 256   /* more scans than encoders write: such files go to libjpeg */
+
+/* Zigzag index to natural order (jpeg_natural_order). Callers never index
+ * past 63. */
+static const uint8_t zz_natural[64] = {
+    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
+    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
+    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
+    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
+};
+
+/* ---- enable switch ---- */
+
+static atomic_int fast_enabled = 1;
+static atomic_ulong images_done;   /* images whose every row this decoder gave */
+static pthread_once_t env_once = PTHREAD_ONCE_INIT;
+
+static void read_env(void)
+{
+    const char *v = getenv("IMGPAR_JPEG_FAST");
+
+    if (v && strcmp(v, "0") == 0)
+        atomic_store(&fast_enabled, 0);
+}
+
+void ip__jpeg_prog_set_enabled(int enabled)
+{
+    pthread_once(&env_once, read_env);
+    atomic_store(&fast_enabled, enabled ? 1 : 0);
+}
+
+unsigned long ip__jpeg_prog_images(void)
+{
+    return atomic_load(&images_done);
+}
+
+int ip__jpeg_prog_enabled(void)
+{
+    pthread_once(&env_once, read_env);
+    return atomic_load_explicit(&fast_enabled, memory_order_relaxed);
+}
+
+/* ---- bit reader ---- */
+
+/* Entropy-coded data, MSB first, with 0xFF 0x00 read as 0xFF. At a marker
+ * (0xFF then anything but 0x00) or the end of the data it stops, leaves p
+ * at the marker and feeds zero bits, counted in pad: if the decoder ever
+ * consumes them (n < pad), the data ran out where libjpeg would warn. */
+struct bits {
+    const uint8_t *p, *end;   /* next byte to load; end of the data */
+    uint64_t buf;             /* bits, MSB-aligned */
+    int n;                    /* bits in buf, data and padding */
+    int pad;                  /* zero bits appended after the data stopped */
+};
+
+static uint64_t load_be64(const uint8_t *p)
+{
+    uint64_t v;
+
+    memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
+
+static inline void refill_slow(struct bits *b)
+{
+    while (b->n <= 56) {
+        unsigned c = 0;
+        int data = 0;
+
+        if (b->pad == 0 && b->p < b->end) {
+            c = *b->p;
+            if (c != 0xFF) {
+                b->p++;
+                data = 1;
+            } else if (b->end - b->p >= 2 && b->p[1] == 0x00) {
+                b->p += 2;
+                data = 1;
+            }
+        }
+        if (!data) {   /* a marker or the end: stop before it */
+            c = 0;
+            if (b->pad < (1 << 20))
+                b->pad += 8;   /* saturates: once over 64 it stays over n */
+        }
+        b->buf |= (uint64_t)c << (56 - b->n);
+        b->n += 8;
+    }
+}
+
+/* Leaves at least 57 bits in the buffer. */
+static inline void refill(struct bits *b)
+{
+    if (b->pad == 0 && b->end - b->p >= 8) {
+        uint64_t w = load_be64(b->p), x = ~w;
+
+        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {   /* no 0xFF byte */
+            int take = (64 - b->n) >> 3;
+
+            b->buf |= (w >> (64 - 8 * take)) << (64 - 8 * take - b->n);
+            b->p += take;
+            b->n += 8 * take;
+            return;
+        }
+    }
+    refill_slow(b);
+}
+
+/* 1 <= k <= 32, k <= b->n. */
+static inline uint32_t get_bits(struct bits *b, int k)
+{
+    uint32_t v = (uint32_t)(b->buf >> (64 - k));
+
+    b->buf <<= k;
+    b->n -= k;
+    return v;
+}
+
+/* libjpeg's HUFF_EXTEND: the s-bit value r as a signed coefficient. */
+static inline int extend(uint32_t r, int s)
+{
+    return r < (1u << (s - 1)) ? (int)r - (1 << s) + 1 : (int)r;
+}
+
+/* ---- Huffman tables ---- */
+
+struct table_def {
+    uint8_t bits[17];    /* codes of each length 1..16 */
+    uint8_t vals[256];
+    int defined;
+};
+
+struct huff {
+    uint16_t lut[1 << LUT_BITS];   /* (length << 8) | symbol for codes of at most
+                                    * LUT_BITS bits, by their first LUT_BITS bits;
+                                    * 0: a longer code (or none) */
+    int32_t maxcode[18];           /* largest code of each length, -1 if none */
+    int32_t valoff[17];            /* symbol of code c of length l: vals[c + valoff[l]] */
+    uint8_t vals[256];
+};
+
+/* jdhuff.c's jpeg_make_d_derived_tbl, with its checks: -1 where it fails. */
+static int huff_build(struct huff *h, const struct table_def *t, int is_dc)
+{
+    uint8_t size[257];
+    uint32_t code[257], c = 0;
+    int p = 0, n, l, i, si;
+
+    if (!t->defined)
+        return -1;
+    for (l = 1; l <= 16; l++) {
+        if (p + t->bits[l] > 256)
+            return -1;
+        for (i = 0; i < t->bits[l]; i++)
+            size[p++] = (uint8_t)l;
+    }
+    size[p] = 0;
+    n = p;
+    si = size[0];
+    p = 0;
+    while (size[p]) {
+        while (size[p] == si)
+            code[p++] = c++;
+        if (c >= (1u << si))
+            return -1;
+        c <<= 1;
+        si++;
+    }
+    p = 0;
+    for (l = 1; l <= 16; l++) {
+        if (t->bits[l]) {
+            h->valoff[l] = p - (int32_t)code[p];
+            p += t->bits[l];
+            h->maxcode[l] = (int32_t)code[p - 1];
+        } else {
+            h->maxcode[l] = -1;
+        }
+    }
+    h->maxcode[17] = 0xFFFFF;
+    memcpy(h->vals, t->vals, sizeof h->vals);
+    memset(h->lut, 0, sizeof h->lut);
+    p = 0;
+    for (l = 1; l <= LUT_BITS; l++) {
+        for (i = 0; i < t->bits[l]; i++, p++) {
+            uint32_t first = code[p] << (LUT_BITS - l), k;
+
+            for (k = 0; k < (1u << (LUT_BITS - l)); k++)
+                h->lut[first + k] = (uint16_t)((l << 8) | t->vals[p]);
+        }
+    }
+    if (is_dc)
+        for (i = 0; i < n; i++)
+            if (t->vals[i] > 15)
+                return -1;
+    return 0;
+}
+
+/* The next symbol; -1 for a code libjpeg calls corrupt. Needs b->n >= 16. */
+static inline int huff_decode(struct bits *b, const struct huff *h)
+{
+    unsigned e = h->lut[b->buf >> (64 - LUT_BITS)];
+    int l;
+
+    if (e) {
+        b->buf <<= e >> 8;
+        b->n -= (int)(e >> 8);
+        return (int)(e & 0xFF);
+    }
+    for (l = LUT_BITS + 1; l <= 16; l++) {
+        int32_t c = (int32_t)(b->buf >> (64 - l));
+
+        if (c <= h->maxcode[l]) {
+            b->buf <<= l;
+            b->n -= l;
+            return h->vals[c + h->valoff[l]];
+        }
+    }
+    return -1;
+}
+
+/* An AC symbol: returns its size (the low 4 bits) and puts its run in *r;
+ * -1 for a bad code. */
+static inline int next_symbol(struct bits *b, const struct huff *h, int *r)
+{
+    int rs;
+
+    if (b->n < 32)
+        refill(b);
+    rs = huff_decode(b, h);
+    *r = rs >> 4;
+    return rs < 0 ? -1 : rs & 15;
+}
+
+/* ---- decoder ---- */
+
+/* One scan: its header, its tables and where its data is, fixed by
+ * ip__jpeg_prog_open; then its decoding state, carried from one iMCU row
+ * to the next. */
+struct scan {
+    int ncomp;
+    int comp[4];                  /* frame component index of each scan component */
+    int Ss, Se, Ah, Al;
+    unsigned restart_interval;    /* DRI in force for this scan (0: none) */
+    size_t start, end;            /* entropy-coded data: [start, end), end at a marker */
+    struct huff *huff[4];         /* per scan component (NULL for DC refinement) */
+    /* state */
+    struct bits br;
+    int64_t last_dc[4];
+    unsigned eobrun;
+    unsigned togo;                /* MCUs until the next restart marker */
+    unsigned next_rst;            /* number of that marker, 0..7 */
+};
+
+struct ip__jpeg_prog {
+    struct ip__jpeg_prog_frame f;
+    const uint8_t *data;
+    size_t len;
+    struct scan *scans;
+    int nscans, cap;
+    struct huff *tables;          /* the scans' tables, 4 per scan */
+    uint32_t mcux, mcuy;          /* interleaved scans: MCUs per row, MCU rows (= iMCU rows) */
+    uint32_t next_row;            /* the iMCU row ip__jpeg_prog_row decodes next */
+    JBLOCKROW row_ptrs[4][4];     /* per component, its v block rows in blocks[] */
+    JBLOCK *blocks[4];            /* per component: v rows of cols blocks */
+    uint64_t *nz[4];              /* per block of blocks[]: bit k set when zigzag
+                                   * coefficient k (1..63) is nonzero */
+};
+
+static int dc_first(struct scan *sc, int s, JCOEF *blk)
+{
+    struct bits *b = &sc->br;
+    int t;
+
+    if (b->n < 32)
+        refill(b);
+    t = huff_decode(b, sc->huff[s]);
+    if (t < 0)
+        return DECLINE;
+    if (t)
+        sc->last_dc[s] += extend(get_bits(b, t), t);
+    if (sc->last_dc[s] > (1 << 30) || sc->last_dc[s] < -(1 << 30))
+        return DECLINE;   /* libjpeg fails near INT overflow; well before that, decline */
+    blk[0] = (JCOEF)(int)((unsigned)(int)sc->last_dc[s] << sc->Al);
+    return 0;
+}
+
+static int dc_refine(struct scan *sc, JCOEF *blk)
+{
+    struct bits *b = &sc->br;
+
+    if (b->n < 1)
+        refill(b);
+    if (get_bits(b, 1))
+        blk[0] = (JCOEF)(blk[0] | (1 << sc->Al));
+    return 0;
+}
+
+static int ac_first(struct scan *sc, JCOEF *blk, uint64_t *nzp)
+{
+    struct bits br, *b = &br;
+    const struct huff *h = sc->huff[0];
+    int k, Se = sc->Se, Al = sc->Al;
+    uint64_t nz = *nzp;
+
+    if (sc->eobrun) {
+        sc->eobrun--;
+        return 0;
+    }
+    br = sc->br;
+    for (k = sc->Ss; k <= Se; k++) {
+        int r, t = next_symbol(b, h, &r);
+
+        if (t < 0)
+            return DECLINE;
+        if (t) {
+            JCOEF c;
+
+
+            k += r;
+            if (k > Se)
+                return DECLINE;   /* libjpeg would store it at position 63 */
+            c = (JCOEF)(int)((unsigned)extend(get_bits(b, t), t) << Al);
+            blk[zz_natural[k]] = c;
+            if (c)
+                nz |= 1ull << k;
+            else
+                nz &= ~(1ull << k);
+        } else if (r == 15) {
+            k += 15;   /* ZRL */
+        } else {
+            unsigned run = 1u << r;
+
+            if (r)
+                run += get_bits(b, r);
+            sc->eobrun = run - 1;   /* this block ends the band now */
+            break;
+        }
+    }
+    sc->br = br;
+    *nzp = nz;
+    return 0;
+}
+
+static inline int popcount64(uint64_t m)
+{
+#if defined(__POPCNT__)
+    return __builtin_popcountll(m);
+#else
+    m = m - ((m >> 1) & 0x5555555555555555ull);
+    m = (m & 0x3333333333333333ull) + ((m >> 2) & 0x3333333333333333ull);
+    m = (m + (m >> 4)) & 0x0F0F0F0F0F0F0F0Full;
+    return (int)((m * 0x0101010101010101ull) >> 56);
+#endif
+}
+
+/* Correction bits for the nonzero coefficients in mask m (zigzag order,
+ * lowest first): a 1 adds 1 << Al to the magnitude, unless that bit is
+ * already set. Branch-free per coefficient: the bits are random. */
+static inline void correct(struct bits *b, JCOEF *blk, uint64_t m, int p1)
+{
+    while (m) {
+        int cnt = popcount64(m), i;
+        uint32_t w;
+
+        if (cnt > 32)
+            cnt = 32;
+        if (b->n < cnt)
+            refill(b);
+        w = get_bits(b, cnt) << (32 - cnt);
+        for (i = 0; i < cnt; i++, w <<= 1) {
+            JCOEF *c = &blk[zz_natural[__builtin_ctzll(m)]];
+            int v = *c, neg = v >> 15;   /* -1 when negative */
+            int add = p1 & -(int)((w >> 31) & ((v & p1) == 0));
+
+            *c = (JCOEF)(v + ((add ^ neg) - neg));
+            m &= m - 1;
+        }
+    }
+}
+
+static int ac_refine(struct scan *sc, JCOEF *blk, uint64_t *nzp)
+{
+    struct bits br = sc->br, *b = &br;
+    const struct huff *h = sc->huff[0];
+    int k = sc->Ss, Se = sc->Se, p1 = 1 << sc->Al;
+    uint64_t nz = *nzp, band_end = ~0ull >> (63 - Se);
+
+    if (sc->eobrun == 0) {
+        for (; k <= Se; k++) {
+            int r, t = next_symbol(b, h, &r), v = 0, p;
+            uint64_t zeros, skipped;
+
+            if (t < 0)
+                return DECLINE;
+            if (t) {
+                if (t != 1)
+                    return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
+                v = get_bits(b, 1) ? p1 : -p1;
+            } else if (r != 15) {
+                sc->eobrun = 1u << r;
+                if (r)
+                    sc->eobrun += get_bits(b, r);
+                break;
+            }
+            /* Skip r zero coefficients (correcting the nonzero ones on the
+             * way) and stop at the next zero: the new coefficient, or the
+             * 16th zero of a ZRL. */
+            zeros = ~nz & (~0ull << k) & band_end;
+            while (r-- > 0)
+                zeros &= zeros - 1;
+            if (!zeros)
+                return DECLINE;   /* past the band: libjpeg writes position 63 or drops it */
+            p = __builtin_ctzll(zeros);
+            skipped = nz & (~0ull << k) & ((1ull << p) - 1);
+            if (skipped)
+                correct(b, blk, skipped, p1);
+            if (v) {
+                blk[zz_natural[p]] = (JCOEF)v;
+                nz |= 1ull << p;
+            }
+            k = p;
+        }
+    }
+    if (sc->eobrun > 0) {
+        if (k <= Se) {
+            uint64_t rest = nz & (~0ull << k) & band_end;
+
+            if (rest)
+                correct(b, blk, rest, p1);
+        }
+        sc->eobrun--;
+    }
+    sc->br = br;
+    *nzp = nz;
+    return 0;
+}
+
+/* The bits of the segment just decoded are used up to the last byte, which
+ * is followed directly by a marker (where the reader stopped, or the next
+ * byte). Returns that marker's offset, or 0. */
+static size_t segment_end(const struct ip__jpeg_prog *p, const struct bits *b)
+{
+    if (b->n < b->pad || b->n - b->pad >= 8)
+        return 0;   /* the data ran out, or whole bytes are left over */
+    if (p->data + p->len - b->p < 2 || b->p[0] != 0xFF)
+        return 0;
+    return (size_t)(b->p - p->data);
+}
+
+static void bits_start(struct bits *b, const uint8_t *data, size_t pos, size_t end)
+{
+    memset(b, 0, sizeof *b);
+    b->p = data + pos;
+    b->end = data + end;
+}
+
+/* Per MCU: the restart marker due before it, if any. */
+static int restart_check(const struct ip__jpeg_prog *p, struct scan *sc)
+{
+    size_t at;
+
+    if (!sc->restart_interval)
+        return 0;
+    if (sc->togo == 0) {
+        at = segment_end(p, &sc->br);
+        if (!at || p->data[at + 1] != 0xD0 + sc->next_rst)
+            return DECLINE;   /* libjpeg would warn (lost sync) or skip bytes */
+        sc->next_rst = (sc->next_rst + 1) & 7;
+        bits_start(&sc->br, p->data, at + 2, sc->end);
+        sc->eobrun = 0;
+        memset(sc->last_dc, 0, sizeof sc->last_dc);
+        sc->togo = sc->restart_interval;
+    }
+    sc->togo--;
+    return 0;
+}
+
+/* Decodes iMCU row `row` of one scan into the row buffers. */
+static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
+{
+    const struct ip__jpeg_prog_frame *f = &p->f;
+    int dc = sc->Ss == 0, refine = sc->Ah != 0, s;
+
+    if (sc->ncomp > 1) {
+        uint32_t mx;
+
+        for (mx = 0; mx < p->mcux; mx++) {
+            if (restart_check(p, sc))
+                return DECLINE;
+            for (s = 0; s < sc->ncomp; s++) {
+                int ci = sc->comp[s];
+                const struct ip__jpeg_prog_comp *c = &f->comp[ci];
+                int x, y;
+
+                for (y = 0; y < c->v; y++) {
+                    for (x = 0; x < c->h; x++) {
+                        uint32_t bx = mx * (uint32_t)c->h + (uint32_t)x;
+                        JCOEF *blk = p->row_ptrs[ci][y][bx];
+                        int rc = refine ? dc_refine(sc, blk) : dc_first(sc, s, blk);
+
+                        if (rc)
+                            return DECLINE;
+                    }
+                }
+            }
+        }
+    } else {
+        int ci = sc->comp[0];
+        const struct ip__jpeg_prog_comp *c = &f->comp[ci];
+        uint32_t y, bx, y0 = row * (uint32_t)c->v;
+        uint32_t y1 = y0 + (uint32_t)c->v < c->bh ? y0 + (uint32_t)c->v : c->bh;
+
+        for (y = y0; y < y1; y++) {
+            JBLOCKROW blocks = p->row_ptrs[ci][y - y0];
+            uint64_t *nz = p->nz[ci] + (size_t)(y - y0) * c->cols;
+
+            if (!dc && !sc->restart_interval) {
+                /* The bulk of the work: AC scans without restarts. A first
+                 * scan skips the blocks of an EOB run at once. */
+                for (bx = 0; bx < c->bw; bx++) {
+                    if (!refine && sc->eobrun) {
+                        uint32_t skip = c->bw - bx < sc->eobrun ? c->bw - bx : sc->eobrun;
+
+                        sc->eobrun -= skip;
+                        bx += skip - 1;
+                        continue;
+                    }
+                    if (refine ? ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]))
+                        return DECLINE;
+                }
+                continue;
+            }
+            for (bx = 0; bx < c->bw; bx++) {
+                int rc;
+
+                if (restart_check(p, sc))
+                    return DECLINE;
+                if (dc)
+                    rc = refine ? dc_refine(sc, blocks[bx]) : dc_first(sc, 0, blocks[bx]);
+                else
+                    rc = refine ? ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]);
+                if (rc)
+                    return DECLINE;
+            }
+        }
+    }
+    if (sc->br.n < sc->br.pad)
+        return DECLINE;   /* the data ran out: libjpeg would warn */
+    if (row + 1 == p->mcuy && segment_end(p, &sc->br) != sc->end)
+        return DECLINE;   /* the scan must end exactly at its marker */
+    return 0;
+}
+
+int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row)
+{
+    int c, s;
+
+    if (row != p->next_row || row >= p->mcuy)
+        return DECLINE;
+    for (c = 0; c < p->f.ncomp; c++) {
+        const struct ip__jpeg_prog_comp *pc = &p->f.comp[c];
+
+        memset(p->blocks[c], 0, (size_t)pc->v * pc->cols * sizeof(JBLOCK));
+        memset(p->nz[c], 0, (size_t)pc->v * pc->cols * sizeof(uint64_t));
+    }
+    for (s = 0; s < p->nscans; s++)
+        if (scan_row(p, &p->scans[s], row))
+            return DECLINE;
+    if (++p->next_row == p->mcuy)
+        atomic_fetch_add_explicit(&images_done, 1, memory_order_relaxed);
+    return 0;
+}
+
+JBLOCKARRAY ip__jpeg_prog_rows(struct ip__jpeg_prog *p, int comp)
+{
+    return p->row_ptrs[comp];
+}
+
+static unsigned be16(const uint8_t *p)
+{
+    return (unsigned)p[0] << 8 | p[1];
+}
+
+/* Offset of the marker that ends the entropy-coded data starting at pos
+ * (RSTn markers are part of it), or len. */
+size_t ip__jpeg_scan_data_end(const uint8_t *data, size_t len, size_t pos)
+{
+    while (pos + 1 < len) {
+        const uint8_t *ff = memchr(data + pos, 0xFF, len - pos - 1);
+        uint8_t m;
+
+        if (!ff)
+            break;
+        pos = (size_t)(ff - data);
+        m = data[pos + 1];
+        if (m != 0x00 && m != 0xFF && (m < 0xD0 || m > 0xD7))
+            return pos;
+        pos += m == 0xFF ? 1 : 2;
+    }
+    return len;
+}
+
+/* Parse state of ip__jpeg_prog_open: the tables and restart interval in
+ * force, and libjpeg's progression bookkeeping. */
+struct parse {
+    struct table_def dc[NUM_HUFF_TBLS], ac[NUM_HUFF_TBLS];
+    unsigned restart_interval;
+    int coef_bits[4][64];   /* libjpeg's cinfo->coef_bits: -1 never coded, else Al of the last scan */
+};
+
+/* SOS segment body (after the length): libjpeg's get_sos, jdinput's
+ * per-scan checks and jdphuff's start_pass checks, where anything libjpeg
+ * would fail or warn about declines. Updates coef_bits and builds the
+ * scan's tables (huff: room for 4). */
+static int parse_sos(const struct ip__jpeg_prog_frame *f, struct parse *ps, struct scan *sc, struct huff *huff,
+                     const uint8_t *q, unsigned seglen)
+{
+    int n = q[0], i, j, blocks = 0, tsel[4];
+
+    if (seglen != 6u + 2u * (unsigned)n || n < 1 || n > 4)
+        return DECLINE;
+    memset(sc, 0, sizeof *sc);
+    sc->ncomp = n;
+    for (i = 0; i < n; i++) {
+        int id = q[1 + 2 * i];
+
+        for (j = 0; j < f->ncomp && f->comp[j].id != id; j++)
+            ;
+        if (j == f->ncomp)
+            return DECLINE;
+        sc->comp[i] = j;
+        for (j = 0; j < i; j++)
+            if (sc->comp[j] == sc->comp[i])
+                return DECLINE;
+        tsel[i] = q[2 + 2 * i];
+        blocks += f->comp[sc->comp[i]].h * f->comp[sc->comp[i]].v;
+    }
+    sc->Ss = q[1 + 2 * n];
+    sc->Se = q[2 + 2 * n];
+    sc->Ah = q[3 + 2 * n] >> 4;
+    sc->Al = q[3 + 2 * n] & 15;
+    sc->restart_interval = ps->restart_interval;
+    if (n > 1 && blocks > 10)
+        return DECLINE;
+    if (sc->Ss == 0 ? sc->Se != 0 : (sc->Ss > sc->Se || sc->Se > 63 || n != 1))
+        return DECLINE;
+    if ((sc->Ah != 0 && sc->Al != sc->Ah - 1) || sc->Al > 13)
+        return DECLINE;
+    for (i = 0; i < n; i++) {
+        int *cb = ps->coef_bits[sc->comp[i]], k, dc = sc->Ss == 0, t;
+
+        if (!dc && cb[0] < 0)
+            return DECLINE;   /* AC before DC: libjpeg warns */
+        for (k = sc->Ss; k <= sc->Se; k++) {
+            if (sc->Ah != (cb[k] < 0 ? 0 : cb[k]))
+                return DECLINE;   /* JWRN_BOGUS_PROGRESSION */
+            cb[k] = sc->Al;
+        }
+        if (dc && sc->Ah != 0)
+            continue;   /* DC refinement uses no table */
+        t = dc ? tsel[i] >> 4 : tsel[i] & 15;
+        if (t >= NUM_HUFF_TBLS || huff_build(&huff[i], dc ? &ps->dc[t] : &ps->ac[t], dc))
+            return DECLINE;
+        sc->huff[i] = &huff[i];
+    }
+    return 0;
+}
+
+/* DHT segment body: libjpeg's get_dht. */
+static int parse_dht(struct parse *ps, const uint8_t *q, unsigned seglen)
+{
+    unsigned left = seglen - 2;
+
+    while (left > 16) {
+        unsigned index = q[0], count = 0, i;
+        struct table_def *t;
+
+        if ((index & 0x0F) >= NUM_HUFF_TBLS || (index & ~0x1Fu))
+            return DECLINE;
+        t = index & 0x10 ? &ps->ac[index & 0x0F] : &ps->dc[index & 0x0F];
+        t->bits[0] = 0;
+        for (i = 1; i <= 16; i++) {
+            t->bits[i] = q[i];
+            count += q[i];
+        }
+        left -= 17;
+        q += 17;
+        if (count > 256 || count > left)
+            return DECLINE;
+        memset(t->vals, 0, sizeof t->vals);
+        memcpy(t->vals, q, count);
+        t->defined = 1;
+        q += count;
+        left -= count;
+    }
+    return left ? DECLINE : 0;
+}
+
+static int add_scan(struct ip__jpeg_prog *p)
+{
+    if (p->nscans == p->cap) {
+        int cap = p->cap ? 2 * p->cap : 16;
+        struct scan *s;
+        struct huff *h;
+
+        if (cap > MAX_SCANS)
+            return DECLINE;
+        s = realloc(p->scans, (size_t)cap * sizeof *s);
+        if (!s)
+            return IP_ENOMEM;
+        p->scans = s;
+        h = realloc(p->tables, (size_t)cap * 4 * sizeof *h);
+        if (!h)
+            return IP_ENOMEM;
+        /* Tables moved: point the scans at their new place. */
+        for (int i = 0; i < p->nscans; i++)
+            for (int k = 0; k < 4; k++)
+                if (p->scans[i].huff[k])
+                    p->scans[i].huff[k] = h + (p->scans[i].huff[k] - p->tables);
+        p->tables = h;
+        p->cap = cap;
+    }
+    return 0;
+}
+
+/* The markers from the one at `at` up to EOI: tables and restart intervals
+ * are applied, comments and application data skipped, each scan recorded
+ * with the extent of its data. */
+static int parse_file(struct ip__jpeg_prog *p, struct parse *ps, size_t at)
+{
+    for (;;) {
+        const uint8_t *q = p->data + at;
+        unsigned m, seglen;
+        int rc;
+
+        if (p->len - at < 2 || q[0] != 0xFF)
+            return DECLINE;
+        m = q[1];
+        if (m == 0xD9)
+            return p->nscans ? 0 : DECLINE;
+        if (p->len - at < 4)
+            return DECLINE;
+        seglen = be16(q + 2);
+        if (seglen < 2 || p->len - at - 2 < seglen)
+            return DECLINE;
+        if (m == 0xDA) {
+            struct scan *sc;
+
+            rc = add_scan(p);
+            if (rc)
+                return rc;
+            sc = &p->scans[p->nscans];
+            if (seglen < 3 || parse_sos(&p->f, ps, sc, p->tables + 4 * p->nscans, q + 4, seglen))
+                return DECLINE;
+            sc->start = at + 2 + seglen;
+            sc->end = ip__jpeg_scan_data_end(p->data, p->len, sc->start);
+            if (sc->end >= p->len)
+                return DECLINE;
+            bits_start(&sc->br, p->data, sc->start, sc->end);
+            sc->togo = sc->restart_interval;
+            p->nscans++;
+            at = sc->end;
+            continue;
+        }
+        if (m == 0xC4) {
+            if (parse_dht(ps, q + 4, seglen))
+                return DECLINE;
+        } else if (m == 0xDD) {
+            if (seglen != 4)
+                return DECLINE;
+            ps->restart_interval = be16(q + 4);
+        } else if (m != 0xFE && (m & 0xF0) != 0xE0) {
+            return DECLINE;   /* DQT, SOF, DNL, RSTn, ...: leave them to libjpeg */
+        }
+        at += 2 + seglen;
+    }
+}
+
+/* Finds the SOS segment whose data starts at `scan` (libjpeg stopped there). */
+static int find_first_sos(const uint8_t *data, size_t scan, size_t *sos)
+{
+    unsigned n;
+
+    for (n = 1; n <= 4; n++) {
+        size_t seglen = 6 + 2 * n;
+
+        if (scan >= seglen + 2 && data[scan - seglen - 2] == 0xFF && data[scan - seglen - 1] == 0xDA &&
+            be16(data + scan - seglen) == seglen && data[scan - seglen + 2] == n) {
+            *sos = scan - seglen - 2;
+            return 0;
+        }
+    }
+    return DECLINE;
+}
+
+static int open_file(struct ip__jpeg_prog *p, size_t scan)
+{
+    const struct ip__jpeg_prog_frame *f = &p->f;
+    struct parse *ps;
+    size_t sos;
+    int c, k, rc;
+
+    ps = calloc(1, sizeof *ps);
+    if (!ps)
+        return IP_ENOMEM;
+    ps->restart_interval = f->restart_interval;
+    for (c = 0; c < NUM_HUFF_TBLS; c++) {
+        if (f->dc[c]) {
+            memcpy(ps->dc[c].bits, f->dc[c]->bits, sizeof ps->dc[c].bits);
+            memcpy(ps->dc[c].vals, f->dc[c]->huffval, sizeof ps->dc[c].vals);
+            ps->dc[c].defined = 1;
+        }
+        if (f->ac[c]) {
+            memcpy(ps->ac[c].bits, f->ac[c]->bits, sizeof ps->ac[c].bits);
+            memcpy(ps->ac[c].vals, f->ac[c]->huffval, sizeof ps->ac[c].vals);
+            ps->ac[c].defined = 1;
+        }
+    }
+    for (c = 0; c < f->ncomp; c++)
+        memset(ps->coef_bits[c], 0xFF, sizeof ps->coef_bits[c]);   /* -1 */
+    rc = find_first_sos(p->data, scan, &sos) ? DECLINE : parse_file(p, ps, sos);
+    /* libjpeg decodes the first scan itself before stopping (codec_jpeg.c):
+     * it must be a DC first scan of every component, so that libjpeg
+     * latches every component's quantisation table then. */
+    if (!rc && (p->scans[0].ncomp != f->ncomp || p->scans[0].Ss != 0 || p->scans[0].Ah != 0))
+        rc = DECLINE;
+    /* libjpeg's output pass smooths blocks when some coefficient 0..9 is
+     * not fully coded (jdcoefct.c smoothing_ok); the caller turns that
+     * off, so such files go to libjpeg. */
+    for (c = 0; !rc && c < f->ncomp; c++)
+        for (k = 0; k < 10; k++)
+            if (ps->coef_bits[c][k] != 0)
+                rc = DECLINE;
+    free(ps);
+    return rc;
+}
+
+void ip__jpeg_prog_close(struct ip__jpeg_prog *p)
+{
+    int c;
+
+    if (!p)
+        return;
+    for (c = 0; c < 4; c++) {
+        free(p->blocks[c]);
+        free(p->nz[c]);
+    }
+    free(p->scans);
+    free(p->tables);
+    free(p);
+}
+
+int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
+                       struct ip__jpeg_prog **out)
+{
+    struct ip__jpeg_prog *p;
+    int c, y, rc;
+
+    *out = NULL;
+    if (!ip__jpeg_prog_enabled() || f->ncomp < 1 || f->ncomp > 4 || scan >= len || f->max_h < 1 ||
+        f->max_v < 1)
+        return DECLINE;
+    p = calloc(1, sizeof *p);
+    if (!p)
+        return IP_ENOMEM;
+    p->f = *f;
+    p->data = data;
+    p->len = len;
+    p->mcux = (f->width + 8u * (uint32_t)f->max_h - 1) / (8u * (uint32_t)f->max_h);
+    p->mcuy = (f->height + 8u * (uint32_t)f->max_v - 1) / (8u * (uint32_t)f->max_v);
+    rc = 0;
+    for (c = 0; c < f->ncomp && !rc; c++) {
+        const struct ip__jpeg_prog_comp *pc = &f->comp[c];
+
+        /* libjpeg's layout: an interleaved MCU row and v block rows of the
+         * component fit the allocated rows. */
+        if (pc->h < 1 || pc->v < 1 || pc->v > 4 || (uint64_t)p->mcux * (uint32_t)pc->h > pc->cols ||
+            pc->bw > pc->cols || (uint64_t)p->mcuy * (uint32_t)pc->v < pc->bh) {
+            rc = DECLINE;
+            break;
+        }
+        p->blocks[c] = malloc((size_t)pc->v * pc->cols * sizeof(JBLOCK));
+        p->nz[c] = malloc((size_t)pc->v * pc->cols * sizeof(uint64_t));
+        if (!p->blocks[c] || !p->nz[c])
+            rc = IP_ENOMEM;
+        for (y = 0; y < pc->v && !rc; y++)
+            p->row_ptrs[c][y] = p->blocks[c] + (size_t)y * pc->cols;
+    }
+    if (!rc)
+        rc = open_file(p, scan);
+    if (rc) {
+        ip__jpeg_prog_close(p);
+        return rc;
+    }
+    *out = p;
+    return 0;
+}
+
+size_t ip__jpeg_prog_first_end(const struct ip__jpeg_prog *p)
+{
+    return p->scans[0].end;
+}

@@ -1,0 +1,59 @@
+/* Interface between codec_jpeg.c and codec_jpeg_prog.c, the fast entropy
+ * decoder for progressive Huffman JPEGs. Include after <jpeglib.h>. */
+#ifndef IMGPAR_CODEC_JPEG_PROG_H
+#define IMGPAR_CODEC_JPEG_PROG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+/* One frame component, with libjpeg's block counts. */
+struct ip__jpeg_prog_comp {
+    int id;            /* component identifier from SOF */
+    int h, v;          /* sampling factors */
+    uint32_t bw, bh;   /* blocks coded in a scan of this component alone
+                        * (libjpeg's width_in_blocks, height_in_blocks) */
+    uint32_t cols;     /* blocks per row of libjpeg's array (bw rounded up to h) */
+};
+
+/* The frame, and the decoder state libjpeg had when it stopped after the
+ * first scan's header: the tables defined so far and the restart interval. */
+struct ip__jpeg_prog_frame {
+    uint32_t width, height;
+    int ncomp, max_h, max_v;
+    struct ip__jpeg_prog_comp comp[4];
+    unsigned restart_interval;
+    const JHUFF_TBL *dc[NUM_HUFF_TBLS], *ac[NUM_HUFF_TBLS];   /* NULL: not defined */
+};
+
+struct ip__jpeg_prog;
+
+/* Reads the structure of the file from the first scan (whose entropy data
+ * starts at data + scan) to EOI: every scan header, table and restart
+ * interval, and where each scan's data is, with every check that does not
+ * need the data decoded. 0 and *out (close it), 1 to decline (the file
+ * must be decoded by libjpeg alone), or IP_ENOMEM. data must outlive it. */
+int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
+                       struct ip__jpeg_prog **out);
+/* Offset of the marker after the first scan's data. */
+size_t ip__jpeg_prog_first_end(const struct ip__jpeg_prog *p);
+/* Decodes iMCU row `row` (0 first, then each next one) of every scan into
+ * the row buffers, which then hold that row's finished coefficients: v
+ * block rows of cols blocks per component (ip__jpeg_prog_rows). 0, or 1
+ * where libjpeg would do anything but decode cleanly (the caller must then
+ * decode the file with libjpeg alone). */
+int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row);
+JBLOCKARRAY ip__jpeg_prog_rows(struct ip__jpeg_prog *p, int comp);
+void ip__jpeg_prog_close(struct ip__jpeg_prog *p);
+
+/* Offset of the marker that ends the entropy-coded data starting at pos
+ * (RSTn markers belong to the data), or len. */
+size_t ip__jpeg_scan_data_end(const uint8_t *data, size_t len, size_t pos);
+
+/* 0 makes ip__jpeg_prog_open decline everything, 1 is normal (tests;
+ * IMGPAR_JPEG_FAST=0 in the environment starts it at 0). */
+void ip__jpeg_prog_set_enabled(int enabled);
+int ip__jpeg_prog_enabled(void);
+/* Images whose every row ip__jpeg_prog_row has decoded, since start (tests). */
+unsigned long ip__jpeg_prog_images(void);
+
+#endif

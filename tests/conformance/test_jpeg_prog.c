@@ -1,0 +1,422 @@
+/* The progressive JPEG fast path (codec_jpeg_prog.c) against libjpeg-turbo
+ * decoding alone.
+ *
+ *   test_jpeg_prog files       progressive JPEGs written here with libjpeg
+ *   test_jpeg_prog mutations   damaged and truncated copies of some of them
+ *
+ * Every file is decoded twice through ip_decode: with the fast path
+ * (ip__jpeg_prog_set_enabled(1)) and without (0, libjpeg's own progressive
+ * decoder). Both must give the same result code, the same message and the
+ * same pixels, strict, with allow_truncated and luma-only. The files cover
+ * gray (also with 2x2 sampling declared), YCbCr with six sampling layouts,
+ * RGB and CMYK; sizes from 1x1 to
+ * 203x131; qualities 30 to 100; restart intervals of none, 1 and 5 MCUs
+ * and one MCU row; libjpeg's standard progression and four scan scripts of
+ * our own (spectral selection only, deep successive approximation, bands
+ * in an unusual order, DC coded per component, and coefficients left
+ * unfinished, which libjpeg smooths: the fast path must decline the last
+ * two). "files" also checks that the fast path really decoded
+ * every file it should (ip__jpeg_prog_images), so the comparison is not
+ * vacuous. */
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jpeglib.h>
+
+#include "imgpar/codec.h"
+#include "codec_jpeg_prog.h"
+#include "testutil.h"
+
+/* ---- writing test files with libjpeg ---- */
+
+struct enc_err {
+    struct jpeg_error_mgr pub;
+    jmp_buf jmp;
+};
+
+static void enc_error_exit(j_common_ptr cinfo)
+{
+    longjmp(((struct enc_err *)cinfo->err)->jmp, 1);
+}
+
+enum script {
+    SCRIPT_SIMPLE,     /* jpeg_simple_progression */
+    SCRIPT_SPECTRAL,   /* DC; each component's AC 1..63; no approximation */
+    SCRIPT_DEEP,       /* DC Al 2 then refinements; AC bands at Al 3 refined to 0 */
+    SCRIPT_ODD_ORDER,  /* last component first, bands 10-63 before 1-9 */
+    SCRIPT_DC_APART,   /* one DC scan per component: declined by the fast path */
+    SCRIPT_UNFINISHED, /* the first component's AC left at Al 1, the last one's
+                        * 10..63 never sent: libjpeg smooths, the fast path declines */
+    SCRIPT_COUNT
+};
+
+static int add_scan(jpeg_scan_info *s, int n, int comps, const int *ci, int Ss, int Se, int Ah, int Al)
+{
+    s[n].comps_in_scan = comps;
+    for (int i = 0; i < comps; i++)
+        s[n].component_index[i] = ci[i];
+    s[n].Ss = Ss;
+    s[n].Se = Se;
+    s[n].Ah = Ah;
+    s[n].Al = Al;
+    return n + 1;
+}
+
+/* Fills scans for script (ncomp components); returns the count. */
+static int make_script(jpeg_scan_info *s, enum script script, int ncomp)
+{
+    int all[4] = {0, 1, 2, 3}, n = 0, c, al;
+
+    switch (script) {
+    case SCRIPT_SPECTRAL:
+        n = add_scan(s, n, ncomp, all, 0, 0, 0, 0);
+        for (c = 0; c < ncomp; c++)
+            n = add_scan(s, n, 1, &all[c], 1, 63, 0, 0);
+        break;
+    case SCRIPT_DEEP:
+        n = add_scan(s, n, ncomp, all, 0, 0, 0, 2);
+        for (c = 0; c < ncomp; c++) {
+            n = add_scan(s, n, 1, &all[c], 1, 2, 0, 3);
+            n = add_scan(s, n, 1, &all[c], 3, 9, 0, 3);
+            n = add_scan(s, n, 1, &all[c], 10, 63, 0, 3);
+        }
+        n = add_scan(s, n, ncomp, all, 0, 0, 2, 1);
+        for (al = 2; al >= 0; al--)
+            for (c = 0; c < ncomp; c++)
+                n = add_scan(s, n, 1, &all[c], 1, 63, al + 1, al);
+        n = add_scan(s, n, ncomp, all, 0, 0, 1, 0);
+        break;
+    case SCRIPT_ODD_ORDER:
+        n = add_scan(s, n, ncomp, all, 0, 0, 0, 1);
+        for (c = ncomp - 1; c >= 0; c--) {
+            n = add_scan(s, n, 1, &all[c], 10, 63, 0, 1);
+            n = add_scan(s, n, 1, &all[c], 1, 9, 0, 0);
+        }
+        n = add_scan(s, n, ncomp, all, 0, 0, 1, 0);
+        for (c = 0; c < ncomp; c++)
+            n = add_scan(s, n, 1, &all[c], 10, 63, 1, 0);
+        break;
+    case SCRIPT_DC_APART:
+        for (c = 0; c < ncomp; c++)
+            n = add_scan(s, n, 1, &all[c], 0, 0, 0, 0);
+        for (c = 0; c < ncomp; c++)
+            n = add_scan(s, n, 1, &all[c], 1, 63, 0, 0);
+        break;
+    case SCRIPT_UNFINISHED:
+        n = add_scan(s, n, ncomp, all, 0, 0, 0, 0);
+        n = add_scan(s, n, 1, &all[0], 1, 63, 0, 1);
+        for (c = 1; c < ncomp; c++)
+            n = add_scan(s, n, 1, &all[c], 1, c == ncomp - 1 ? 9 : 63, 0, 0);
+        break;
+    default:
+        break;
+    }
+    return n;
+}
+
+struct layout {
+    const char *name;
+    int ncomp;
+    J_COLOR_SPACE in, jpeg;
+    int h[4], v[4];
+};
+
+static const struct layout layouts[] = {
+    {"gray", 1, JCS_GRAYSCALE, JCS_GRAYSCALE, {1}, {1}},
+    {"gray22", 1, JCS_GRAYSCALE, JCS_GRAYSCALE, {2}, {2}},
+    {"444", 3, JCS_RGB, JCS_YCbCr, {1, 1, 1}, {1, 1, 1}},
+    {"422", 3, JCS_RGB, JCS_YCbCr, {2, 1, 1}, {1, 1, 1}},
+    {"420", 3, JCS_RGB, JCS_YCbCr, {2, 1, 1}, {2, 1, 1}},
+    {"440", 3, JCS_RGB, JCS_YCbCr, {1, 1, 1}, {2, 1, 1}},
+    {"411", 3, JCS_RGB, JCS_YCbCr, {4, 1, 1}, {1, 1, 1}},
+    {"odd", 3, JCS_RGB, JCS_YCbCr, {2, 1, 2}, {2, 2, 1}},
+    {"rgb", 3, JCS_RGB, JCS_RGB, {1, 1, 1}, {1, 1, 1}},
+    {"cmyk", 4, JCS_CMYK, JCS_CMYK, {1, 1, 1, 1}, {1, 1, 1, 1}},
+};
+#define NLAYOUTS (sizeof layouts / sizeof layouts[0])
+
+/* Photo-like content: gradients, a hard edge, texture and noise. */
+static uint8_t *make_pixels(int w, int h, int comps, uint32_t seed)
+{
+    uint8_t *p = malloc((size_t)w * h * comps);
+    uint32_t r = seed * 2654435761u + 1;
+
+    if (!p)
+        exit(99);
+    for (int y = 0; y < h; y++) {
+        for (int x = 0; x < w; x++) {
+            for (int c = 0; c < comps; c++) {
+                int v = (x * (40 + 30 * c)) / (w + 1) + (y * (90 - 20 * c)) / (h + 1) + 60;
+
+                r = r * 1103515245u + 12345u;
+                v += (int)((r >> 16) % 41) - 20;
+                if ((x / 5 + y / 7 + c) % 3 == 0)
+                    v += 50;
+                if (x > w / 2 && y < h / 3)
+                    v = 255 - v;
+                p[((size_t)y * w + x) * comps + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
+            }
+        }
+    }
+    return p;
+}
+
+/* A progressive JPEG of w x h in layout lay; restart: 0 none, > 0 MCUs,
+ * -1 one MCU row. malloc'd; *len its size. */
+static uint8_t *write_jpeg(const struct layout *lay, int w, int h, int quality, enum script script, int restart,
+                           uint32_t seed, size_t *len)
+{
+    struct jpeg_compress_struct cinfo;
+    struct enc_err jerr;
+    jpeg_scan_info scans[64];
+    unsigned char *out = NULL;
+    unsigned long out_len = 0;
+    uint8_t *pix = make_pixels(w, h, lay->ncomp, seed), *copy;
+
+    cinfo.err = jpeg_std_error(&jerr.pub);
+    jerr.pub.error_exit = enc_error_exit;
+    if (setjmp(jerr.jmp)) {
+        fprintf(stderr, "libjpeg failed to write a test file (%s)\n", lay->name);
+        exit(99);
+    }
+    jpeg_create_compress(&cinfo);
+    jpeg_mem_dest(&cinfo, &out, &out_len);
+    cinfo.image_width = (JDIMENSION)w;
+    cinfo.image_height = (JDIMENSION)h;
+    cinfo.input_components = lay->ncomp;
+    cinfo.in_color_space = lay->in;
+    jpeg_set_defaults(&cinfo);
+    jpeg_set_colorspace(&cinfo, lay->jpeg);
+    for (int c = 0; c < lay->ncomp; c++) {
+        cinfo.comp_info[c].h_samp_factor = lay->h[c];
+        cinfo.comp_info[c].v_samp_factor = lay->v[c];
+    }
+    jpeg_set_quality(&cinfo, quality, TRUE);
+    if (restart > 0)
+        cinfo.restart_interval = (unsigned)restart;
+    else if (restart < 0)
+        cinfo.restart_in_rows = 1;
+    if (script == SCRIPT_SIMPLE) {
+        jpeg_simple_progression(&cinfo);
+    } else {
+        cinfo.num_scans = make_script(scans, script, lay->ncomp);
+        cinfo.scan_info = scans;
+    }
+    jpeg_start_compress(&cinfo, TRUE);
+    while (cinfo.next_scanline < cinfo.image_height) {
+        JSAMPROW row = pix + (size_t)cinfo.next_scanline * w * lay->ncomp;
+        jpeg_write_scanlines(&cinfo, &row, 1);
+    }
+    jpeg_finish_compress(&cinfo);
+    jpeg_destroy_compress(&cinfo);
+    free(pix);
+    copy = malloc(out_len);
+    if (!copy)
+        exit(99);
+    memcpy(copy, out, out_len);
+    free(out);
+    *len = out_len;
+    return copy;
+}
+
+/* ---- comparing the two decoders ---- */
+
+struct result {
+    int rc;
+    struct ip_error err;
+    struct ip_image img;
+};
+
+static void decode_with(const uint8_t *data, size_t len, int fast, int truncated_ok, int luma,
+                        struct result *r)
+{
+    struct ip_decode_opts opts;
+
+    ip_decode_opts_default(&opts);
+    opts.allow_truncated = truncated_ok;
+    opts.jpeg_luma_only = luma;
+    memset(r, 0, sizeof *r);
+    ip__jpeg_prog_set_enabled(fast);
+    r->rc = ip_decode(data, len, &opts, &r->img, NULL, &r->err);
+    ip__jpeg_prog_set_enabled(1);
+}
+
+/* Decodes both ways under each option set; returns how many decodes the
+ * fast path completed. */
+static unsigned long compare(const char *what, const uint8_t *data, size_t len)
+{
+    unsigned long before = ip__jpeg_prog_images();
+
+    for (int mode = 0; mode < 3; mode++) {
+        struct result slow, fast;
+
+        decode_with(data, len, 0, mode == 1, mode == 2, &slow);
+        decode_with(data, len, 1, mode == 1, mode == 2, &fast);
+        CHECK(slow.rc == fast.rc, "%s mode %d: rc %d (libjpeg) vs %d (fast)", what, mode, slow.rc, fast.rc);
+        CHECK(slow.err.code == fast.err.code && strcmp(slow.err.msg, fast.err.msg) == 0,
+              "%s mode %d: message \"%s\" vs \"%s\"", what, mode, slow.err.msg, fast.err.msg);
+        if (slow.rc == 0 && fast.rc == 0) {
+            int same = slow.img.width == fast.img.width && slow.img.height == fast.img.height &&
+                       slow.img.channels == fast.img.channels;
+
+            for (uint32_t y = 0; same && y < slow.img.height; y++)
+                same = memcmp(slow.img.pixels + (size_t)y * slow.img.stride,
+                              fast.img.pixels + (size_t)y * fast.img.stride,
+                              (size_t)slow.img.width * slow.img.channels) == 0;
+            CHECK(same, "%s mode %d: pixels differ", what, mode);
+        }
+        ip_image_free(&slow.img);
+        ip_image_free(&fast.img);
+    }
+    return ip__jpeg_prog_images() - before;
+}
+
+static const int sizes[][2] = {{1, 1}, {8, 8}, {9, 17}, {31, 33}, {67, 45}, {203, 131}};
+#define NSIZES (sizeof sizes / sizeof sizes[0])
+static const int restarts[] = {0, 1, 5, -1};
+static const int qualities[] = {30, 75, 90, 100};
+
+static int run_files(void)
+{
+    unsigned n = 0;
+
+    for (size_t l = 0; l < NLAYOUTS; l++) {
+        for (int script = 0; script < SCRIPT_COUNT; script++) {
+            for (size_t s = 0; s < NSIZES; s++, n++) {
+                int restart = restarts[n % 4], quality = qualities[(n / 4) % 4];
+                char what[160];
+                size_t len;
+                uint8_t *jpg = write_jpeg(&layouts[l], sizes[s][0], sizes[s][1], quality, (enum script)script,
+                                          restart, n, &len);
+                unsigned long fast;
+
+                snprintf(what, sizeof what, "%s script %d %dx%d q%d restart %d", layouts[l].name, script,
+                         sizes[s][0], sizes[s][1], quality, restart);
+                fast = compare(what, jpg, len);
+                /* Three modes each: every clean file goes the fast way,
+                 * files with DC coded per component never do. */
+                if ((script == SCRIPT_DC_APART && layouts[l].ncomp > 1) || script == SCRIPT_UNFINISHED)
+                    CHECK(fast == 0, "%s: the fast path took a file it must decline", what);
+                else
+                    CHECK(fast == 3, "%s: the fast path decoded %lu of 3", what, fast);
+                free(jpg);
+            }
+        }
+    }
+    printf("%u files compared\n", n);
+    return test_finish("jpeg_prog_files");
+}
+
+/* The marker after the entropy-coded data from pos. */
+static size_t scan_end(const uint8_t *d, size_t len, size_t pos)
+{
+    while (pos + 1 < len && !(d[pos] == 0xFF && d[pos + 1] != 0 && (d[pos + 1] < 0xD0 || d[pos + 1] > 0xD7)))
+        pos++;
+    return pos;
+}
+
+/* The marker after the first scan's data. */
+static size_t first_scan_end(const uint8_t *d, size_t len)
+{
+    size_t at = 2;
+
+    while (at + 4 <= len && d[at] == 0xFF && d[at + 1] != 0xDA)
+        at += 2 + ((size_t)d[at + 2] << 8 | d[at + 3]);
+    if (at + 4 > len)
+        exit(99);
+    return scan_end(d, len, at + 2 + ((size_t)d[at + 2] << 8 | d[at + 3]));
+}
+
+static uint32_t rng_state = 12345;
+
+static uint32_t rng(void)
+{
+    rng_state = rng_state * 1103515245u + 12345u;
+    return rng_state >> 8;
+}
+
+static int run_mutations(void)
+{
+    static const struct {
+        int layout, script, w, h, restart;
+    } bases[] = {
+        {4, SCRIPT_SIMPLE, 67, 45, 0},  {3, SCRIPT_SIMPLE, 31, 33, 1}, {0, SCRIPT_DEEP, 67, 45, 5},
+        {2, SCRIPT_ODD_ORDER, 31, 33, -1}, {9, SCRIPT_SPECTRAL, 9, 17, 0}, {7, SCRIPT_DEEP, 31, 33, 1},
+        {4, SCRIPT_UNFINISHED, 31, 33, 0}, {1, SCRIPT_SIMPLE, 31, 33, 2},
+    };
+    unsigned long fast_total = 0, cases = 0;
+
+    for (size_t b = 0; b < sizeof bases / sizeof bases[0]; b++) {
+        size_t len;
+        uint8_t *jpg = write_jpeg(&layouts[bases[b].layout], bases[b].w, bases[b].h, 90,
+                                  (enum script)bases[b].script, bases[b].restart, (uint32_t)b, &len);
+        uint8_t *m = malloc(len);
+        char what[96];
+
+        if (!m)
+            exit(99);
+        /* Every truncation point. */
+        for (size_t cut = 2; cut < len; cut++) {
+            snprintf(what, sizeof what, "base %zu cut at %zu", b, cut);
+            fast_total += compare(what, jpg, cut);
+            cases++;
+        }
+        /* Random damage: 1 to 4 bytes changed anywhere, or in the scan data. */
+        for (int i = 0; i < 400; i++) {
+            int k, nbytes = 1 + (int)(rng() % 4);
+
+            memcpy(m, jpg, len);
+            for (k = 0; k < nbytes; k++) {
+                size_t at = i % 2 ? len / 3 + rng() % (len - len / 3) : rng() % len;
+
+                m[at] = (uint8_t)(rng() % 5 == 0 ? 0xFF : rng());
+            }
+            snprintf(what, sizeof what, "base %zu damage %d", b, i);
+            fast_total += compare(what, m, len);
+            cases++;
+        }
+        /* Every byte of every SOS, DHT and DRI segment after the first
+         * scan set to values near the edges of what is allowed: scan
+         * parameters, progression, table selectors, code counts. */
+        for (size_t at = first_scan_end(jpg, len); at + 4 <= len && jpg[at] == 0xFF && jpg[at + 1] != 0xD9;) {
+            size_t seglen = (size_t)jpg[at + 2] << 8 | jpg[at + 3], end = at + 2 + seglen, k;
+            static const uint8_t vals[] = {0, 1, 2, 3, 4, 5, 9, 0x10, 0x11, 0x12, 0x21, 0x31, 13, 14, 62, 63, 64, 255};
+
+            if (jpg[at + 1] == 0xDA || jpg[at + 1] == 0xC4 || jpg[at + 1] == 0xDD) {
+                for (k = at + 4; k < end && k < at + 4 + 20; k++) {
+                    for (size_t v = 0; v < sizeof vals; v++) {
+                        if (vals[v] == jpg[k])
+                            continue;
+                        memcpy(m, jpg, len);
+                        m[k] = vals[v];
+                        snprintf(what, sizeof what, "base %zu byte %zu = %u", b, k, vals[v]);
+                        fast_total += compare(what, m, len);
+                        cases++;
+                    }
+                }
+            }
+            at = jpg[at + 1] == 0xDA ? scan_end(jpg, len, end) : end;
+        }
+        free(m);
+        free(jpg);
+    }
+    printf("%lu damaged or truncated files compared; the fast path finished %lu decodes\n", cases,
+           fast_total);
+    /* Damage that leaves the file decodable and clean (in ignored bytes, or
+     * turning one valid code into another) keeps the fast path in use. */
+    CHECK(fast_total > 0, "the fast path never finished a damaged file");
+    return test_finish("jpeg_prog_mutations");
+}
+
+int main(int argc, char **argv)
+{
+    if (argc == 2 && strcmp(argv[1], "files") == 0)
+        return run_files();
+    if (argc == 2 && strcmp(argv[1], "mutations") == 0)
+        return run_mutations();
+    fprintf(stderr, "usage: test_jpeg_prog files|mutations\n");
+    return 2;
+}
