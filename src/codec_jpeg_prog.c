@@ -24,8 +24,9 @@
  *   _AC_first, _DC_refine and _AC_refine step by step (same coefficient
  *   values, same int16 wrap-around, same EOB runs, restart handling and
  *   scan-parameter checks). Speed: a 64-bit bit buffer refilled up to 7
- *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table,
- *   and in refinement scans a per-block mask of the nonzero coefficients:
+ *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table
+ *   (for AC codes, a second one that gives a coefficient's run and value,
+ *   extra bits included, in one lookup), and in refinement scans a per-block mask of the nonzero coefficients:
  *   the correction bits of all the nonzero coefficients up to the next zero
  *   (or the end of the band) are read as one word and applied without
  *   branches.
@@ -45,7 +46,7 @@
  * - Threads: reentrant; one decoder per image, used by one thread.
  *   Memory: one iMCU row of coefficients per component (a 20000-pixel-wide
  *   4:2:0 image: under 1 MiB), 8 bytes per block of it for the masks, and up
- *   to 4 Huffman tables (2.5 KiB each) per scan.
+ *   to 4 Huffman tables (6.5 KiB each) per scan, at most MAX_SCANS scans.
  * - IMGPAR_JPEG_FAST=0 in the environment (read once) disables it; tests
  *   switch it with ip__jpeg_prog_set_enabled. */
 #include <pthread.h>
@@ -61,7 +62,7 @@
 
 #define DECLINE 1
 #define LUT_BITS 10
-#define MAX_SCANS 256   /* more scans than encoders write: such files go to libjpeg */
+#define MAX_SCANS 128   /* more scans than encoders write: such files go to libjpeg */
 
 /* Zigzag index to natural order (jpeg_natural_order). Callers never index
  * past 63. */
@@ -199,6 +200,9 @@ struct huff {
     uint16_t lut[1 << LUT_BITS];   /* (length << 8) | symbol for codes of at most
                                     * LUT_BITS bits, by their first LUT_BITS bits;
                                     * 0: a longer code (or none) */
+    int32_t fast_ac[1 << LUT_BITS];   /* AC tables: for a code and its extra bits
+                                       * within LUT_BITS, (value << 16) | (run << 8)
+                                       * | bits used; 0: decode the long way */
     int32_t maxcode[18];           /* largest code of each length, -1 if none */
     int32_t valoff[17];            /* symbol of code c of length l: vals[c + valoff[l]] */
     uint8_t vals[256];
@@ -253,10 +257,28 @@ static int huff_build(struct huff *h, const struct table_def *t, int is_dc)
                 h->lut[first + k] = (uint16_t)((l << 8) | t->vals[p]);
         }
     }
-    if (is_dc)
+    if (is_dc) {
         for (i = 0; i < n; i++)
             if (t->vals[i] > 15)
                 return -1;
+        return 0;
+    }
+    memset(h->fast_ac, 0, sizeof h->fast_ac);
+    p = 0;
+    for (l = 1; l <= LUT_BITS; l++) {
+        for (i = 0; i < t->bits[l]; i++, p++) {
+            int size = t->vals[p] & 15, run = t->vals[p] >> 4;
+            uint32_t x, f, free_bits;
+
+            if (size == 0 || l + size > LUT_BITS)
+                continue;
+            free_bits = (uint32_t)(LUT_BITS - l - size);
+            for (x = 0; x < (1u << size); x++)
+                for (f = 0; f < (1u << free_bits); f++)
+                    h->fast_ac[(code[p] << (LUT_BITS - l)) | (x << free_bits) | f] =
+                        (int32_t)((uint32_t)extend(x, size) << 16) | run << 8 | (l + size);
+        }
+    }
     return 0;
 }
 
@@ -373,8 +395,28 @@ static int ac_first(struct scan *sc, JCOEF *blk, uint64_t *nzp)
     }
     br = sc->br;
     for (k = sc->Ss; k <= Se; k++) {
-        int r, t = next_symbol(b, h, &r);
+        int r, t;
+        int32_t fe;
 
+        if (b->n < 32)
+            refill(b);
+        fe = h->fast_ac[b->buf >> (64 - LUT_BITS)];
+        if (fe) {   /* a nonzero coefficient, code and value in one lookup */
+            JCOEF c = (JCOEF)(int)((unsigned)(fe >> 16) << Al);
+
+            b->buf <<= fe & 0xFF;
+            b->n -= fe & 0xFF;
+            k += (fe >> 8) & 0xFF;
+            if (k > Se)
+                return DECLINE;
+            blk[zz_natural[k]] = c;
+            if (c)
+                nz |= 1ull << k;
+            else
+                nz &= ~(1ull << k);
+            continue;
+        }
+        t = next_symbol(b, h, &r);
         if (t < 0)
             return DECLINE;
         if (t) {
