@@ -385,3 +385,23 @@ fail_fd:
     close(fd);
     return rc;
 }
+
+int ip__switch_get(struct ip__switch *s)
+{
+    int mode = atomic_load_explicit(&s->mode, memory_order_relaxed);
+
+    if (mode < 0) {
+        const char *v = getenv(s->env);
+        int unread = -1;
+
+        mode = v && strcmp(v, "0") == 0 ? 0 : 1;
+        if (!atomic_compare_exchange_strong(&s->mode, &unread, mode))
+            mode = unread;   /* another thread (or ip__switch_set) was first */
+    }
+    return mode;
+}
+
+void ip__switch_set(struct ip__switch *s, int mode)
+{
+    atomic_store(&s->mode, mode);
+}

@@ -8,6 +8,7 @@
 #ifndef IMGPAR_CODEC_INTERNAL_H
 #define IMGPAR_CODEC_INTERNAL_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -36,6 +37,17 @@ int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_er
 
 /* Makes room for at least `extra` more bytes after buf->len. */
 int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
+
+/* The on/off switch of a fast decoding path (codec_png_fast.c,
+ * codec_jpeg_prog.c): its mode starts at 1, or at 0 when the environment
+ * variable env is "0" (read at first use); tests change it with
+ * ip__switch_set. Initialise as {-1, "NAME"}. */
+struct ip__switch {
+    atomic_int mode;   /* -1 until read */
+    const char *env;
+};
+int ip__switch_get(struct ip__switch *s);
+void ip__switch_set(struct ip__switch *s, int mode);
 
 int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err);
@@ -116,6 +128,18 @@ int ip__stb_decode(const uint8_t *data, size_t len, enum ip_format fmt,
 /* Nonzero if stb_image can read the header of data (used to recognise TGA,
  * the one format without magic bytes). */
 int ip__stb_probe(const uint8_t *data, size_t len);
+
+/* The 8 bytes at p as a little-endian number (any alignment, any host). */
+static inline uint64_t ip__le64(const uint8_t *p)
+{
+    uint64_t v;
+
+    __builtin_memcpy(&v, p, sizeof v);
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
+    v = __builtin_bswap64(v);
+#endif
+    return v;
+}
 
 /* libpng's png_do_scale_16_to_8: round(v * 255 / 65535), exact for all v.
  * Shared so that the stb path reduces 16-bit PNGs exactly like libpng. */

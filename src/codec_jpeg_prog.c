@@ -49,7 +49,6 @@
  *   to 4 Huffman tables (6.5 KiB each) per scan, at most MAX_SCANS scans.
  * - IMGPAR_JPEG_FAST=0 in the environment (read once) disables it; tests
  *   switch it with ip__jpeg_prog_set_enabled. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -75,22 +74,12 @@ static const uint8_t zz_natural[64] = {
 
 /* ---- enable switch ---- */
 
-static atomic_int fast_enabled = 1;
+static struct ip__switch fast_switch = {-1, "IMGPAR_JPEG_FAST"};
 static atomic_ulong images_done;   /* images whose every row this decoder gave */
-static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-
-static void read_env(void)
-{
-    const char *v = getenv("IMGPAR_JPEG_FAST");
-
-    if (v && strcmp(v, "0") == 0)
-        atomic_store(&fast_enabled, 0);
-}
 
 void ip__jpeg_prog_set_enabled(int enabled)
 {
-    pthread_once(&env_once, read_env);
-    atomic_store(&fast_enabled, enabled ? 1 : 0);
+    ip__switch_set(&fast_switch, enabled ? 1 : 0);
 }
 
 unsigned long ip__jpeg_prog_images(void)
@@ -100,8 +89,7 @@ unsigned long ip__jpeg_prog_images(void)
 
 int ip__jpeg_prog_enabled(void)
 {
-    pthread_once(&env_once, read_env);
-    return atomic_load_explicit(&fast_enabled, memory_order_relaxed);
+    return ip__switch_get(&fast_switch);
 }
 
 /* ---- bit reader ---- */
@@ -116,17 +104,6 @@ struct bits {
     int n;                    /* bits in buf, data and padding */
     int pad;                  /* zero bits appended after the data stopped */
 };
-
-static uint64_t load_be64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof v);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
 
 static inline void refill_slow(struct bits *b)
 {
@@ -158,7 +135,7 @@ static inline void refill_slow(struct bits *b)
 static inline void refill(struct bits *b)
 {
     if (b->pad == 0 && b->end - b->p >= 8) {
-        uint64_t w = load_be64(b->p), x = ~w;
+        uint64_t w = __builtin_bswap64(ip__le64(b->p)), x = ~w;   /* big-endian */
 
         if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {   /* no 0xFF byte */
             int take = (64 - b->n) >> 3;
@@ -329,7 +306,9 @@ struct scan {
     int Ss, Se, Ah, Al;
     unsigned restart_interval;    /* DRI in force for this scan (0: none) */
     size_t start, end;            /* entropy-coded data: [start, end), end at a marker */
-    struct huff *huff[4];         /* per scan component (NULL for DC refinement) */
+    struct huff *huff[4];         /* per scan component (NULL for DC refinement);
+                                   * set once the file is parsed (tables move until then) */
+    unsigned has_table;           /* bit i: scan component i has a table */
     /* state */
     struct bits br;
     int64_t last_dc[4];
@@ -768,7 +747,7 @@ static int parse_sos(const struct ip__jpeg_prog_frame *f, struct parse *ps, stru
         t = dc ? tsel[i] >> 4 : tsel[i] & 15;
         if (t >= NUM_HUFF_TBLS || huff_build(&huff[i], dc ? &ps->dc[t] : &ps->ac[t], dc))
             return DECLINE;
-        sc->huff[i] = &huff[i];
+        sc->has_table |= 1u << i;
     }
     return 0;
 }
@@ -819,11 +798,6 @@ static int add_scan(struct ip__jpeg_prog *p)
         h = realloc(p->tables, (size_t)cap * 4 * sizeof *h);
         if (!h)
             return IP_ENOMEM;
-        /* Tables moved: point the scans at their new place. */
-        for (int i = 0; i < p->nscans; i++)
-            for (int k = 0; k < 4; k++)
-                if (p->scans[i].huff[k])
-                    p->scans[i].huff[k] = h + (p->scans[i].huff[k] - p->tables);
         p->tables = h;
         p->cap = cap;
     }
@@ -843,8 +817,13 @@ static int parse_file(struct ip__jpeg_prog *p, struct parse *ps, size_t at)
         if (p->len - at < 2 || q[0] != 0xFF)
             return DECLINE;
         m = q[1];
-        if (m == 0xD9)
+        if (m == 0xD9) {
+            /* The tables stay where they are now: point the scans at them. */
+            for (int i = 0; i < p->nscans; i++)
+                for (int k = 0; k < 4; k++)
+                    p->scans[i].huff[k] = p->scans[i].has_table >> k & 1 ? p->tables + 4 * i + k : NULL;
             return p->nscans ? 0 : DECLINE;
+        }
         if (p->len - at < 4)
             return DECLINE;
         seglen = be16(q + 2);

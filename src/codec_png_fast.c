@@ -103,35 +103,14 @@ static inline uint32_t be32(const uint8_t *p)
     return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
 }
 
-static inline uint64_t le64(const uint8_t *p)
-{
-    uint64_t v;
-
-    memcpy(&v, p, sizeof v);
-#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_BIG_ENDIAN__
-    v = __builtin_bswap64(v);
-#endif
-    return v;
-}
-
 /* ---- enable switch ---- */
 
 /* 0 off, 1 on, 2 on but without SSE4.1 (tests reach the SSE2 code). */
-static atomic_int fast_enabled = 1;
-static pthread_once_t env_once = PTHREAD_ONCE_INIT;
-
-static void read_env(void)
-{
-    const char *v = getenv("IMGPAR_PNG_FAST");
-
-    if (v && strcmp(v, "0") == 0)
-        atomic_store(&fast_enabled, 0);
-}
+static struct ip__switch fast_switch = {-1, "IMGPAR_PNG_FAST"};
 
 void ip__png_fast_set_enabled(int enabled)
 {
-    pthread_once(&env_once, read_env);
-    atomic_store(&fast_enabled, enabled >= 0 && enabled <= 2 ? enabled : 1);
+    ip__switch_set(&fast_switch, enabled >= 0 && enabled <= 2 ? enabled : 1);
 }
 
 /* ---- per-thread scratch ---- */
@@ -643,7 +622,7 @@ static void tables_init(void)
  * of buf above n are the next input bits too (or zero), never garbage. */
 #define REFILL_WORD()                                                         \
     do {                                                                      \
-        buf |= le64(p) << n;                                                  \
+        buf |= ip__le64(p) << n;                                                  \
         p += (63 - n) >> 3;                                                   \
         n |= 56;                                                              \
     } while (0)
@@ -1413,8 +1392,7 @@ int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_
     struct scratch *s;
     int owned, rc, mode;
 
-    pthread_once(&env_once, read_env);
-    mode = atomic_load_explicit(&fast_enabled, memory_order_relaxed);
+    mode = ip__switch_get(&fast_switch);
     if (!mode)
         return NOT_HANDLED;
     pthread_once(&tables_once, tables_init);
