@@ -9,15 +9,15 @@
  * decoder). Both must give the same result code, the same message and the
  * same pixels, strict, with allow_truncated and luma-only. The files cover
  * gray (also with 2x2 sampling declared), YCbCr with six sampling layouts,
- * RGB and CMYK; sizes from 1x1 to
- * 203x131; qualities 30 to 100; restart intervals of none, 1 and 5 MCUs
- * and one MCU row; libjpeg's standard progression and four scan scripts of
- * our own (spectral selection only, deep successive approximation, bands
- * in an unusual order, DC coded per component, and coefficients left
- * unfinished, which libjpeg smooths: the fast path must decline the last
- * two). "files" also checks that the fast path really decoded
- * every file it should (ip__jpeg_prog_images), so the comparison is not
- * vacuous. */
+ * RGB and CMYK; sizes from 1x1 to 203x131; qualities 30 to 100; restart
+ * intervals of none, 1 and 5 MCUs and one MCU row; libjpeg's standard
+ * progression and five scan scripts of our own (spectral selection only,
+ * deep successive approximation, bands in an unusual order, DC coded per
+ * component, and coefficients left unfinished, which libjpeg smooths: the
+ * fast path must decline the last two). "files" also checks that the fast
+ * path really decoded every file it should (ip__jpeg_prog_images), so the
+ * comparison is not vacuous. "mutations" also sets every byte of the SOS,
+ * DHT and DRI headers after the first scan to edge values. */
 #include <setjmp.h>
 #include <stdint.h>
 #include <stdio.h>
