@@ -118,6 +118,10 @@ struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl);
 int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struct ip_image *img,
                          struct ip_error *err);
 void ip__jpeg_plan_free(struct ip__jpeg_plan *pl);
+/* Offset of the next marker (0xFF then neither 0x00 nor 0xFF) in
+ * entropy-coded data from pos, skipping stuffed bytes and fill; len if
+ * there is none. */
+size_t ip__jpeg_next_marker(const uint8_t *data, size_t len, size_t pos);
 int ip__jpeg_encode(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);
 
 /* Decodes any format stb_image knows; fmt is what ip_format_detect said

@@ -63,7 +63,6 @@ struct jpeg_ctx {
     char tokens[4];               /* the coefficient "arrays" libjpeg gets: &tokens[c] */
     int ntokens;                  /* how many it asked for */
     int prog_output;              /* output pass started: rows are decoded on demand */
-    uint32_t prog_rows;           /* iMCU rows decoded so far */
 };
 
 static void error_exit_cb(j_common_ptr cinfo)
@@ -260,13 +259,11 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
  * ordinary way, which gives libjpeg's own result and messages. */
 #define PROG_RETRY 1
 
+/* Out of a libjpeg callback: run_once turns any longjmp while ctx->prog
+ * is open into PROG_RETRY. */
 static void prog_fail(j_common_ptr cinfo)
 {
-    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
-
-    ctx->code = IP_ECORRUPT;
-    snprintf(ctx->msg, sizeof ctx->msg, "progressive fast path declined");
-    longjmp(ctx->jmp, 1);   /* run_once turns it into PROG_RETRY */
+    longjmp(((struct jpeg_ctx *)cinfo->err)->jmp, 1);
 }
 
 /* Blocks per row of a component's coefficient array in libjpeg (jdcoefct.c). */
@@ -310,17 +307,8 @@ static JBLOCKARRAY access_barray_cb(j_common_ptr cinfo, jvirt_barray_ptr ptr, JD
     v = dinfo->comp_info[c].v_samp_factor;
     if (start_row % (JDIMENSION)v || num_rows > (JDIMENSION)v)
         prog_fail(cinfo);
-    if (ctx->prog_output) {
-        uint32_t row = start_row / (JDIMENSION)v;
-
-        if (row == ctx->prog_rows) {
-            if (ip__jpeg_prog_row(ctx->prog, row))
-                prog_fail(cinfo);
-            ctx->prog_rows++;
-        } else if (row + 1 != ctx->prog_rows) {
-            prog_fail(cinfo);
-        }
-    }
+    if (ctx->prog_output && ip__jpeg_prog_row(ctx->prog, start_row / (JDIMENSION)v))
+        prog_fail(cinfo);
     return ip__jpeg_prog_rows(ctx->prog, c);
 }
 
@@ -374,11 +362,11 @@ static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         f.comp[c].bh = ci->height_in_blocks;
         f.comp[c].cols = array_cols(ci);
     }
+    if (ip__jpeg_prog_open(&f, data, len, scan, &ctx->prog))
+        return PROG_RETRY;   /* before the pixels: a file declined here costs no allocation */
     rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
     if (rc)
         return rc;   /* limits or memory: the ordinary path would fail the same way */
-    if (ip__jpeg_prog_open(&f, data, len, scan, &ctx->prog))
-        return PROG_RETRY;
     cinfo->src->bytes_in_buffer = ip__jpeg_prog_first_end(ctx->prog) - scan;
     cinfo->src->fill_input_buffer = fill_eoi_cb;
     ctx->access_barray = cinfo->mem->access_virt_barray;

@@ -87,11 +87,6 @@ unsigned long ip__jpeg_prog_images(void)
     return atomic_load(&images_done);
 }
 
-int ip__jpeg_prog_enabled(void)
-{
-    return ip__switch_get(&fast_switch);
-}
-
 /* ---- bit reader ---- */
 
 /* Entropy-coded data, MSB first, with 0xFF 0x00 read as 0xFF. At a marker
@@ -325,7 +320,7 @@ struct ip__jpeg_prog {
     int nscans, cap;
     struct huff *tables;          /* the scans' tables, 4 per scan */
     uint32_t mcux, mcuy;          /* interleaved scans: MCUs per row, MCU rows (= iMCU rows) */
-    uint32_t next_row;            /* the iMCU row ip__jpeg_prog_row decodes next */
+    uint32_t next_row;            /* the iMCU row after the one in the buffers */
     JBLOCKROW row_ptrs[4][4];     /* per component, its v block rows in blocks[] */
     JBLOCK *blocks[4];            /* per component: v rows of cols blocks */
     uint64_t *nz[4];              /* per block of blocks[]: bit k set when zigzag
@@ -641,6 +636,8 @@ int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row)
 {
     int c, s;
 
+    if (p->next_row && row == p->next_row - 1)
+        return 0;   /* in the buffers already */
     if (row != p->next_row || row >= p->mcuy)
         return DECLINE;
     for (c = 0; c < p->f.ncomp; c++) {
@@ -669,21 +666,14 @@ static unsigned be16(const uint8_t *p)
 
 /* Offset of the marker that ends the entropy-coded data starting at pos
  * (RSTn markers are part of it), or len. */
-size_t ip__jpeg_scan_data_end(const uint8_t *data, size_t len, size_t pos)
+static size_t scan_data_end(const uint8_t *data, size_t len, size_t pos)
 {
-    while (pos + 1 < len) {
-        const uint8_t *ff = memchr(data + pos, 0xFF, len - pos - 1);
-        uint8_t m;
-
-        if (!ff)
-            break;
-        pos = (size_t)(ff - data);
-        m = data[pos + 1];
-        if (m != 0x00 && m != 0xFF && (m < 0xD0 || m > 0xD7))
+    for (;;) {
+        pos = ip__jpeg_next_marker(data, len, pos);
+        if (pos >= len || data[pos + 1] < 0xD0 || data[pos + 1] > 0xD7)
             return pos;
-        pos += m == 0xFF ? 1 : 2;
+        pos += 2;
     }
-    return len;
 }
 
 /* Parse state of ip__jpeg_prog_open: the tables and restart interval in
@@ -839,7 +829,7 @@ static int parse_file(struct ip__jpeg_prog *p, struct parse *ps, size_t at)
             if (seglen < 3 || parse_sos(&p->f, ps, sc, p->tables + 4 * p->nscans, q + 4, seglen))
                 return DECLINE;
             sc->start = at + 2 + seglen;
-            sc->end = ip__jpeg_scan_data_end(p->data, p->len, sc->start);
+            sc->end = scan_data_end(p->data, p->len, sc->start);
             if (sc->end >= p->len)
                 return DECLINE;
             bits_start(&sc->br, p->data, sc->start, sc->end);
@@ -943,7 +933,7 @@ int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data,
     int c, y, rc;
 
     *out = NULL;
-    if (!ip__jpeg_prog_enabled() || f->ncomp < 1 || f->ncomp > 4 || scan >= len || f->max_h < 1 ||
+    if (!ip__switch_get(&fast_switch) || f->ncomp < 1 || f->ncomp > 4 || scan >= len || f->max_h < 1 ||
         f->max_v < 1)
         return DECLINE;
     p = calloc(1, sizeof *p);

@@ -36,23 +36,19 @@ int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data,
                        struct ip__jpeg_prog **out);
 /* Offset of the marker after the first scan's data. */
 size_t ip__jpeg_prog_first_end(const struct ip__jpeg_prog *p);
-/* Decodes iMCU row `row` (0 first, then each next one) of every scan into
- * the row buffers, which then hold that row's finished coefficients: v
- * block rows of cols blocks per component (ip__jpeg_prog_rows). 0, or 1
- * where libjpeg would do anything but decode cleanly (the caller must then
- * decode the file with libjpeg alone). */
+/* Makes the row buffers hold iMCU row `row`'s finished coefficients: v
+ * block rows of cols blocks per component (ip__jpeg_prog_rows). Rows come
+ * in order: the row decoded last is already there; the next one is
+ * decoded from every scan. 0, or 1 for any other row and where libjpeg
+ * would do anything but decode cleanly (the caller must then decode the
+ * file with libjpeg alone). */
 int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row);
 JBLOCKARRAY ip__jpeg_prog_rows(struct ip__jpeg_prog *p, int comp);
 void ip__jpeg_prog_close(struct ip__jpeg_prog *p);
 
-/* Offset of the marker that ends the entropy-coded data starting at pos
- * (RSTn markers belong to the data), or len. */
-size_t ip__jpeg_scan_data_end(const uint8_t *data, size_t len, size_t pos);
-
 /* 0 makes ip__jpeg_prog_open decline everything, 1 is normal (tests;
  * IMGPAR_JPEG_FAST=0 in the environment starts it at 0). */
 void ip__jpeg_prog_set_enabled(int enabled);
-int ip__jpeg_prog_enabled(void);
 /* Images whose every row ip__jpeg_prog_row has decoded, since start (tests). */
 unsigned long ip__jpeg_prog_images(void);
 

@@ -260,31 +260,44 @@ static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu
     return 0;
 }
 
+size_t ip__jpeg_next_marker(const uint8_t *data, size_t len, size_t pos)
+{
+    while (pos + 1 < len) {
+        const uint8_t *ff = memchr(data + pos, 0xFF, len - pos - 1);
+        uint8_t m;
+
+        if (!ff)
+            break;
+        pos = (size_t)(ff - data);
+        m = data[pos + 1];
+        if (m != 0x00 && m != 0xFF)
+            return pos;
+        pos += m == 0xFF ? 1 : 2;   /* fill before a marker, or a stuffed byte */
+    }
+    return len;
+}
+
 /* Finds the restart segments: nseg - 1 RST markers in order, then EOI. */
 static int plan_segments(struct ip__jpeg_plan *pl)
 {
-    const uint8_t *d = pl->data, *end = d + pl->len, *q = d + pl->scan;
+    size_t at = pl->scan;
     uint32_t i = 0;
 
     pl->seg_start[0] = pl->scan;
     for (;;) {
-        const uint8_t *ff = memchr(q, 0xFF, (size_t)(end - q));
         uint8_t m;
 
-        if (!ff || ff + 1 >= end)
+        at = ip__jpeg_next_marker(pl->data, pl->len, at);
+        if (at >= pl->len)
             return -1;
-        m = ff[1];
-        if (m == 0x00 || m == 0xFF) {   /* stuffed byte, or fill before a marker */
-            q = ff + 1 + (m == 0x00);
-            continue;
-        }
-        pl->seg_end[i] = (size_t)(ff - d);
+        m = pl->data[at + 1];
+        pl->seg_end[i] = at;
         if (m == 0xD9)
             return i + 1 == pl->nseg ? 0 : -1;
         if (m != 0xD0 + (i & 7) || ++i >= pl->nseg)
             return -1;
-        pl->seg_start[i] = (size_t)(ff + 2 - d);
-        q = ff + 2;
+        pl->seg_start[i] = at + 2;
+        at += 2;
     }
 }
 
