@@ -19,7 +19,10 @@
  *   Extraneous bytes before a marker and header oddities are harmless.
  * - Output: gray -> 1 channel, YCbCr/RGB -> RGB, CMYK/YCCK -> RGB through
  *   libjpeg's CMYK output (Adobe files store inverted CMYK: R = C*K/255).
- *   jpeg_luma_only makes YCbCr and gray files 1-channel (Y). JDCT_ISLOW keeps
+ *   jpeg_luma_only makes YCbCr and gray files 1-channel (Y). opts->gray
+ *   makes the other colour files 1-channel too: each RGB row, just decoded
+ *   and still in cache, goes through the gray filter's own row kernel, so
+ *   the pixels are those of the gray filter on the RGB decode. JDCT_ISLOW keeps
  *   decodes identical across machines. 12-bit files (which this 8-bit
  *   libjpeg cannot decode) are IP_EUNSUP "unsupported 12-bit JPEG".
  * - Limits are checked on the header's dimensions before
@@ -43,6 +46,7 @@
 
 #include "codec_internal.h"
 #include "codec_jpeg_prog.h"
+#include "filter_internal.h"
 
 /* Error manager plus everything that must survive a longjmp. */
 struct jpeg_ctx {
@@ -55,7 +59,8 @@ struct jpeg_ctx {
     struct ip_image img;          /* decode: output pixels until success */
     uint32_t channels;            /* decode: output channels */
     int cmyk;                     /* decode: libjpeg's CMYK output, converted to RGB here */
-    uint8_t *row;                 /* CMYK (decode) or alpha-free (encode) scratch row */
+    int gray;                     /* decode: 0, or the weights that make RGB rows gray here */
+    uint8_t *row;                 /* CMYK/RGB (decode) or alpha-free (encode) scratch row */
     /* Progressive fast path (decode_prog). */
     struct ip__jpeg_prog *prog;   /* the scans' decoder */
     JBLOCKARRAY (*access_barray)(j_common_ptr, jvirt_barray_ptr, JDIMENSION, JDIMENSION, boolean);
@@ -200,6 +205,13 @@ static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *c
         return ip_error_set(err, IP_EUNSUP, "unsupported JPEG color space with %d components",
                             cinfo->num_components);
     }
+    ctx->gray = 0;
+    if (opts->gray != 0 && opts->gray != IP_GRAY_601 && opts->gray != IP_GRAY_709)
+        return ip_error_set(err, IP_EINVAL, "invalid gray weights %d", opts->gray);
+    if (opts->gray && ctx->channels == 3) {
+        ctx->gray = opts->gray;
+        ctx->channels = 1;
+    }
     cinfo->dct_method = JDCT_ISLOW;
     jpeg_calc_output_dimensions(cinfo);
     return 0;
@@ -213,18 +225,22 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
                        const struct ip_image *dst, int finish, struct ip_error *err)
 {
     uint32_t channels = dst->channels, end = skip + dst->height;
-    int cmyk = ctx->cmyk;
+    int cmyk = ctx->cmyk, gray = ctx->gray;
+    size_t width = cinfo->output_width;
+    uint8_t *rgb = NULL;   /* gray: the RGB row made gray */
 
-    if (cmyk || skip) {
-        ctx->row = malloc((size_t)cinfo->output_width * 4);
+    if (cmyk || gray || skip) {
+        /* CMYK and gray of CMYK need a second row for the RGB. */
+        ctx->row = malloc(width * (cmyk && gray ? 7 : 4));
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
+        rgb = cmyk ? ctx->row + width * 4 : ctx->row;
     }
     if (cinfo->buffered_image)
         jpeg_start_output(cinfo, cinfo->input_scan_number);   /* decode_prog: the one output pass */
     else
         jpeg_start_decompress(cinfo);
-    if ((uint32_t)cinfo->output_components != (cmyk ? 4u : channels) ||
+    if ((uint32_t)cinfo->output_components != (cmyk ? 4u : gray ? 3u : channels) ||
         cinfo->output_width != dst->width || cinfo->output_height < end)
         return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
 
@@ -238,12 +254,16 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     while (cinfo->output_scanline < end) {
         uint32_t y = cinfo->output_scanline;
         uint8_t *out = y < skip ? NULL : dst->pixels + (size_t)(y - skip) * dst->stride;
-        JSAMPROW row = cmyk || !out ? ctx->row : out;
+        JSAMPROW row = cmyk || gray || !out ? ctx->row : out;
 
         if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
             return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", y);
-        if (cmyk && out)
-            cmyk_to_rgb(ctx->row, out, dst->width, cinfo->saw_Adobe_marker);
+        if (!out)
+            continue;
+        if (cmyk)
+            cmyk_to_rgb(ctx->row, gray ? rgb : out, dst->width, cinfo->saw_Adobe_marker);
+        if (gray)   /* the row is still in cache: the gray filter's own kernel */
+            ip__gray_row(rgb, out, dst->width, 3, (enum ip_gray_weights)gray);
     }
     if (finish) {
         if (cinfo->buffered_image)

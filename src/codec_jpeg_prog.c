@@ -26,10 +26,14 @@
  *   scan-parameter checks). Speed: a 64-bit bit buffer refilled up to 7
  *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table
  *   (for AC codes, a second one that gives a coefficient's run and value,
- *   extra bits included, in one lookup), and in refinement scans a per-block mask of the nonzero coefficients:
- *   the correction bits of all the nonzero coefficients up to the next zero
- *   (or the end of the band) are read as one word and applied without
- *   branches.
+ *   extra bits included, in one lookup), and in refinement scans a
+ *   per-block mask of the nonzero coefficients: the correction bits of all
+ *   the nonzero coefficients up to the next zero (or the end of the band)
+ *   are read as one word and put in place by one deposit, the new
+ *   coefficient's position is found by one select, and the corrections are
+ *   applied once per block, without branches (codec_jpeg_prog_refine.h).
+ *   Deposit and select are BMI2's pdep where the CPU has a fast one, else
+ *   portable loops over the bits; both builds give the same coefficients.
  * - The rule, as for the PNG fast path: decline (return 1) whenever libjpeg
  *   would do anything but decode cleanly. Any warning libjpeg would give
  *   (bad Huffman code, data running out, lost restart sync, bogus
@@ -48,7 +52,8 @@
  *   4:2:0 image: under 1 MiB), 8 bytes per block of it for the masks, and up
  *   to 4 Huffman tables (6.5 KiB each) per scan, at most MAX_SCANS scans.
  * - IMGPAR_JPEG_FAST=0 in the environment (read once) disables it; tests
- *   switch it with ip__jpeg_prog_set_enabled. */
+ *   switch it with ip__jpeg_prog_set_enabled (2: the portable block
+ *   decoders even where BMI2 is there). */
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,8 +64,16 @@
 #include "codec_internal.h"
 #include "codec_jpeg_prog.h"
 
+#if defined(__x86_64__) && defined(__GNUC__) && __has_attribute(target)
+#include <immintrin.h>
+#define HAVE_BMI2_CLONE 1
+#else
+#define HAVE_BMI2_CLONE 0
+#endif
+
 #define DECLINE 1
 #define LUT_BITS 10
+#define ZZ_BIT(k) (0x8000000000000000ull >> (k))   /* zigzag position k in a block's masks */
 #define MAX_SCANS 128   /* more scans than encoders write: such files go to libjpeg */
 
 /* Zigzag index to natural order (jpeg_natural_order). Callers never index
@@ -72,14 +85,23 @@ static const uint8_t zz_natural[64] = {
     58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
 };
 
+/* zz_natural by mask bit: zz_by_bit[63 - k] = zz_natural[k]. */
+static const uint8_t zz_by_bit[64] = {
+    63, 62, 55, 47, 54, 61, 60, 53, 46, 39, 31, 38, 45, 52, 59, 58,
+    51, 44, 37, 30, 23, 15, 22, 29, 36, 43, 50, 57, 56, 49, 42, 35,
+    28, 21, 14, 7,  6,  13, 20, 27, 34, 41, 48, 40, 33, 26, 19, 12,
+    5,  4,  11, 18, 25, 32, 24, 17, 10, 3,  2,  9,  16, 8,  1,  0,
+};
+
 /* ---- enable switch ---- */
 
+/* 0 off, 1 on, 2 on but without BMI2 (tests reach the portable code). */
 static struct ip__switch fast_switch = {-1, "IMGPAR_JPEG_FAST"};
 static atomic_ulong images_done;   /* images whose every row this decoder gave */
 
 void ip__jpeg_prog_set_enabled(int enabled)
 {
-    ip__switch_set(&fast_switch, enabled ? 1 : 0);
+    ip__switch_set(&fast_switch, enabled >= 0 && enabled <= 2 ? enabled : 1);
 }
 
 unsigned long ip__jpeg_prog_images(void)
@@ -142,6 +164,27 @@ static inline void refill(struct bits *b)
         }
     }
     refill_slow(b);
+}
+
+/* 1 <= k <= 63: refills as needed. */
+static inline uint64_t get_bits_long(struct bits *b, int k)
+{
+    uint64_t v = 0;
+
+    if (k > 56) {
+        if (b->n < 32)
+            refill(b);
+        v = (uint64_t)(b->buf >> 32) << (k - 32);
+        b->buf <<= 32;
+        b->n -= 32;
+        k -= 32;
+    }
+    if (b->n < k)
+        refill(b);
+    v |= b->buf >> (64 - k);
+    b->buf <<= k;
+    b->n -= k;
+    return v;
 }
 
 /* 1 <= k <= 32, k <= b->n. */
@@ -321,10 +364,11 @@ struct ip__jpeg_prog {
     struct huff *tables;          /* the scans' tables, 4 per scan */
     uint32_t mcux, mcuy;          /* interleaved scans: MCUs per row, MCU rows (= iMCU rows) */
     uint32_t next_row;            /* the iMCU row after the one in the buffers */
+    int (*ac_refine)(struct scan *, JCOEF *, uint64_t *);   /* this CPU's block decoder */
     JBLOCKROW row_ptrs[4][4];     /* per component, its v block rows in blocks[] */
     JBLOCK *blocks[4];            /* per component: v rows of cols blocks */
-    uint64_t *nz[4];              /* per block of blocks[]: bit k set when zigzag
-                                   * coefficient k (1..63) is nonzero */
+    uint64_t *nz[4];              /* per block of blocks[]: ZZ_BIT(k) set when
+                                   * zigzag coefficient k (1..63) is nonzero */
 };
 
 static int dc_first(struct scan *sc, int s, JCOEF *blk)
@@ -381,13 +425,12 @@ static int ac_first(struct scan *sc, JCOEF *blk, uint64_t *nzp)
             b->buf <<= fe & 0xFF;
             b->n -= fe & 0xFF;
             k += (fe >> 8) & 0xFF;
-            if (k > Se)
+            /* c == 0: value << Al wrapped (libjpeg keeps the 0); such
+             * files are declined, so the mask needs no clearing here. */
+            if (k > Se || !c)
                 return DECLINE;
             blk[zz_natural[k]] = c;
-            if (c)
-                nz |= 1ull << k;
-            else
-                nz &= ~(1ull << k);
+            nz |= ZZ_BIT(k);
             continue;
         }
         t = next_symbol(b, h, &r);
@@ -396,16 +439,14 @@ static int ac_first(struct scan *sc, JCOEF *blk, uint64_t *nzp)
         if (t) {
             JCOEF c;
 
-
             k += r;
             if (k > Se)
                 return DECLINE;   /* libjpeg would store it at position 63 */
             c = (JCOEF)(int)((unsigned)extend(get_bits(b, t), t) << Al);
+            if (!c)
+                return DECLINE;
             blk[zz_natural[k]] = c;
-            if (c)
-                nz |= 1ull << k;
-            else
-                nz &= ~(1ull << k);
+            nz |= ZZ_BIT(k);
         } else if (r == 15) {
             k += 15;   /* ZRL */
         } else {
@@ -434,87 +475,59 @@ static inline int popcount64(uint64_t m)
 #endif
 }
 
-/* Correction bits for the nonzero coefficients in mask m (zigzag order,
- * lowest first): a 1 adds 1 << Al to the magnitude, unless that bit is
- * already set. Branch-free per coefficient: the bits are random. */
-static inline void correct(struct bits *b, JCOEF *blk, uint64_t m, int p1)
+/* The low bits of w, lowest first, onto the set bits of m, lowest first
+ * (what BMI2's pdep does). */
+static inline uint64_t deposit_bits(uint64_t w, uint64_t m)
 {
-    while (m) {
-        int cnt = popcount64(m), i;
-        uint32_t w;
+    uint64_t out = 0;
 
-        if (cnt > 32)
-            cnt = 32;
-        if (b->n < cnt)
-            refill(b);
-        w = get_bits(b, cnt) << (32 - cnt);
-        for (i = 0; i < cnt; i++, w <<= 1) {
-            JCOEF *c = &blk[zz_natural[__builtin_ctzll(m)]];
-            int v = *c, neg = v >> 15;   /* -1 when negative */
-            int add = p1 & -(int)((w >> 31) & ((v & p1) == 0));
-
-            *c = (JCOEF)(v + ((add ^ neg) - neg));
-            m &= m - 1;
-        }
-    }
+    for (; m; m &= m - 1, w >>= 1)
+        out |= (m & -m) & -(w & 1);
+    return out;
 }
 
-static int ac_refine(struct scan *sc, JCOEF *blk, uint64_t *nzp)
+/* m without its r highest set bits (0 when it has at most r). */
+static inline uint64_t drop_top_bits(uint64_t m, int r)
 {
-    struct bits br = sc->br, *b = &br;
-    const struct huff *h = sc->huff[0];
-    int k = sc->Ss, Se = sc->Se, p1 = 1 << sc->Al;
-    uint64_t nz = *nzp, band_end = ~0ull >> (63 - Se);
-
-    if (sc->eobrun == 0) {
-        for (; k <= Se; k++) {
-            int r, t = next_symbol(b, h, &r), v = 0, p;
-            uint64_t zeros, skipped;
-
-            if (t < 0)
-                return DECLINE;
-            if (t) {
-                if (t != 1)
-                    return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
-                v = get_bits(b, 1) ? p1 : -p1;
-            } else if (r != 15) {
-                sc->eobrun = 1u << r;
-                if (r)
-                    sc->eobrun += get_bits(b, r);
-                break;
-            }
-            /* Skip r zero coefficients (correcting the nonzero ones on the
-             * way) and stop at the next zero: the new coefficient, or the
-             * 16th zero of a ZRL. */
-            zeros = ~nz & (~0ull << k) & band_end;
-            while (r-- > 0)
-                zeros &= zeros - 1;
-            if (!zeros)
-                return DECLINE;   /* past the band: libjpeg writes position 63 or drops it */
-            p = __builtin_ctzll(zeros);
-            skipped = nz & (~0ull << k) & ((1ull << p) - 1);
-            if (skipped)
-                correct(b, blk, skipped, p1);
-            if (v) {
-                blk[zz_natural[p]] = (JCOEF)v;
-                nz |= 1ull << p;
-            }
-            k = p;
-        }
-    }
-    if (sc->eobrun > 0) {
-        if (k <= Se) {
-            uint64_t rest = nz & (~0ull << k) & band_end;
-
-            if (rest)
-                correct(b, blk, rest, p1);
-        }
-        sc->eobrun--;
-    }
-    sc->br = br;
-    *nzp = nz;
-    return 0;
+    for (; r > 0 && m; r--)
+        m &= ~(0x8000000000000000ull >> __builtin_clzll(m));
+    return m;
 }
+
+#define REFINE_NAME ac_refine_any
+#define REFINE_TARGET
+#define REFINE_POPCOUNT popcount64
+#define REFINE_DEPOSIT deposit_bits
+#define REFINE_SELECT_TOP drop_top_bits
+#include "codec_jpeg_prog_refine.h"
+#undef REFINE_NAME
+#undef REFINE_TARGET
+#undef REFINE_POPCOUNT
+#undef REFINE_DEPOSIT
+#undef REFINE_SELECT_TOP
+
+#if HAVE_BMI2_CLONE
+/* The same with pdep: the r-th highest set bit of m, alone (0 when m has
+ * at most r), is the (popcount - 1 - r)-th lowest. */
+__attribute__((target("bmi2,popcnt"))) static inline uint64_t select_top_bmi2(uint64_t m, int r)
+{
+    int n = __builtin_popcountll(m);
+
+    return n > r ? _pdep_u64(1ull << (n - 1 - r), m) : 0;
+}
+
+#define REFINE_NAME ac_refine_bmi2
+#define REFINE_TARGET __attribute__((target("bmi2,popcnt")))
+#define REFINE_POPCOUNT __builtin_popcountll
+#define REFINE_DEPOSIT _pdep_u64
+#define REFINE_SELECT_TOP select_top_bmi2
+#include "codec_jpeg_prog_refine.h"
+#undef REFINE_NAME
+#undef REFINE_TARGET
+#undef REFINE_POPCOUNT
+#undef REFINE_DEPOSIT
+#undef REFINE_SELECT_TOP
+#endif
 
 /* The bits of the segment just decoded are used up to the last byte, which
  * is followed directly by a marker (where the reader stopped, or the next
@@ -606,7 +619,7 @@ static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
                         bx += skip - 1;
                         continue;
                     }
-                    if (refine ? ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]))
+                    if (refine ? p->ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]))
                         return DECLINE;
                 }
                 continue;
@@ -619,7 +632,7 @@ static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
                 if (dc)
                     rc = refine ? dc_refine(sc, blocks[bx]) : dc_first(sc, 0, blocks[bx]);
                 else
-                    rc = refine ? ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]);
+                    rc = refine ? p->ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]);
                 if (rc)
                     return DECLINE;
             }
@@ -911,6 +924,19 @@ static int open_file(struct ip__jpeg_prog *p, size_t scan)
     return rc;
 }
 
+/* pdep is one fast instruction on Intel since Haswell and AMD since Zen 3;
+ * Zen 1 and 2 run it in microcode, slower than the portable loop. */
+static int (*refine_for_cpu(int mode))(struct scan *, JCOEF *, uint64_t *)
+{
+#if HAVE_BMI2_CLONE
+    if (mode == 1 && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt") &&
+        !__builtin_cpu_is("znver1") && !__builtin_cpu_is("znver2"))
+        return ac_refine_bmi2;
+#endif
+    (void)mode;
+    return ac_refine_any;
+}
+
 void ip__jpeg_prog_close(struct ip__jpeg_prog *p)
 {
     int c;
@@ -940,6 +966,7 @@ int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data,
     if (!p)
         return IP_ENOMEM;
     p->f = *f;
+    p->ac_refine = refine_for_cpu(ip__switch_get(&fast_switch));
     p->data = data;
     p->len = len;
     p->mcux = (f->width + 8u * (uint32_t)f->max_h - 1) / (8u * (uint32_t)f->max_h);

@@ -46,8 +46,9 @@ int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row);
 JBLOCKARRAY ip__jpeg_prog_rows(struct ip__jpeg_prog *p, int comp);
 void ip__jpeg_prog_close(struct ip__jpeg_prog *p);
 
-/* 0 makes ip__jpeg_prog_open decline everything, 1 is normal (tests;
- * IMGPAR_JPEG_FAST=0 in the environment starts it at 0). */
+/* 0 makes ip__jpeg_prog_open decline everything, 1 is normal, 2 uses the
+ * portable block decoders where the CPU has BMI2 (tests; IMGPAR_JPEG_FAST=0
+ * in the environment starts it at 0). */
 void ip__jpeg_prog_set_enabled(int enabled);
 /* Images whose every row ip__jpeg_prog_row has decoded, since start (tests). */
 unsigned long ip__jpeg_prog_images(void);

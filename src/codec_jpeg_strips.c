@@ -354,7 +354,9 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
     if (pl->strip_segs < 1)
         pl->strip_segs = 1;
     pl->nstrips = (pl->nseg + pl->strip_segs - 1) / pl->strip_segs;
-    pl->overlap = pl->shape.channels > 1;
+    /* Chroma upsampling reads rows of the neighbouring segments, also
+     * when the output is the gray of the colour. */
+    pl->overlap = components > 1 && (pl->shape.channels > 1 || pl->opts.gray);
     if (pl->nstrips < 2)
         goto no;
     return pl;

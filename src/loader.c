@@ -178,6 +178,15 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
     return 1;
 }
 
+/* IMGPAR_DECODE_GRAY=0 in the environment keeps the gray in the chain
+ * (tests compare the two; benchmarks measure the difference). */
+static struct ip__switch decode_gray_switch = {-1, "IMGPAR_DECODE_GRAY"};
+
+static int decode_gray_enabled(void)
+{
+    return ip__switch_get(&decode_gray_switch);
+}
+
 static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf)
 {
     struct ip_decode_opts opts = p->cfg.decode;
@@ -199,10 +208,17 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
     t0 = ip__now_ns();
     opts.allocator = &alloc;
-    /* Luma-only JPEG decoding replaces a leading Rec.601 gray (the JPEG's own Y). */
-    opts.jpeg_luma_only = opts.jpeg_luma_only && !p->cfg.no_filter && p->cfg.chain.count > 0 &&
-                          p->cfg.chain.filters[0].kind == IP_FILTER_GRAY &&
-                          p->cfg.chain.filters[0].gray == IP_GRAY_601;
+    /* Luma-only JPEG decoding replaces a leading Rec.601 gray (the JPEG's own Y).
+     * Otherwise a leading gray is done by the JPEG decoder, row by row as
+     * it makes them (the same kernel, the same bytes, without an RGB image
+     * in memory); the chain's gray then passes the 1 channel through. */
+    if (!p->cfg.no_filter && p->cfg.chain.count > 0 && p->cfg.chain.filters[0].kind == IP_FILTER_GRAY) {
+        opts.jpeg_luma_only = opts.jpeg_luma_only && p->cfg.chain.filters[0].gray == IP_GRAY_601;
+        opts.gray = opts.jpeg_luma_only || !decode_gray_enabled() ? 0 : (int)p->cfg.chain.filters[0].gray;
+    } else {
+        opts.jpeg_luma_only = 0;
+        opts.gray = 0;
+    }
     rc = 1;
     if (p->cfg.jobs > 1 && opts.decoder == IP_DECODER_NATIVE &&
         ip_format_detect(buf->data, buf->len) == IP_FORMAT_JPEG) {
@@ -213,6 +229,16 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
         rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
+    item->in_channels = item->src.channels;
+    if (rc == 0 && opts.gray && fmt == IP_FORMAT_JPEG) {
+        struct ip_decode_opts plain = opts;
+        struct ip_image shape;
+        struct ip_error shape_err;
+
+        plain.gray = 0;   /* the header read again: was it colour? */
+        if (ip__jpeg_shape(buf->data, buf->len, &plain, &shape, &shape_err) == 0 && shape.channels != 1)
+            item->in_channels = 3;   /* RGB, or CMYK made RGB (shape says 0) */
+    }
     ip_buf_free(buf);
     item->in_format = fmt;
     if (rc && !item->err.code)

@@ -159,7 +159,7 @@ void ip__item_finish(struct ip_pipeline *p, struct ip__item *item, enum ip_resul
                    : item->in_format == IP_FORMAT_JPEG ? IP_FORMAT_JPEG : IP_FORMAT_PNG;
     r.width = item->src.width;
     r.height = item->src.height;
-    r.channels = item->src.channels;
+    r.channels = item->in_channels;
     r.bytes_in = item->bytes_in;
     r.bytes_out = item->bytes_out;
     r.attempts = item->attempts;

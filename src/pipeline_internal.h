@@ -13,6 +13,7 @@ struct ip__item {
     enum ip_format out_format;          /* requested; UNKNOWN = by input */
     enum ip_format in_format;
     struct ip_image src, dst;           /* pixels in the arena */
+    uint32_t in_channels;               /* the input's (src has 1 when the decoder made the gray) */
     void *block;                        /* arena block holding src and dst */
     uint32_t bands_left;                /* filter bands not yet completed */
     uint32_t attempts;                  /* most attempts any band needed */

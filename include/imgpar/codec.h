@@ -51,6 +51,10 @@ struct ip_decode_opts {
     enum ip_decoder decoder;
     int allow_truncated;     /* nonzero: truncated JPEG/PNG decoded with a warning instead of failing */
     int jpeg_luma_only;      /* nonzero: decode a YCbCr/gray JPEG to its Y channel (1 channel) */
+    int gray;                /* 0, or IP_GRAY_601 / IP_GRAY_709 (imgpar/filter.h): decode a
+                              * colour JPEG (not one jpeg_luma_only makes Y) to 1 channel, the
+                              * gray filter applied to its RGB, byte for byte, without the RGB
+                              * image (other formats ignore it; other values: IP_EINVAL) */
     const struct ip_allocator *allocator; /* NULL: malloc; free with ip_image_free */
 };
 

@@ -75,12 +75,13 @@ class Env:
     def sample(self, name):
         return os.path.join(self.samples, name)
 
-    def run(self, *args, outdir=None, timeout=60):
-        """Runs imgpar. When outdir is given (or the last argument is an
-        existing directory), checks that no temporary file was left in it."""
+    def run(self, *args, outdir=None, timeout=60, env=None):
+        """Runs imgpar (env: variables added to the environment). When outdir
+        is given (or the last argument is an existing directory), checks that
+        no temporary file was left in it."""
         argv = [self.imgpar] + [str(a) for a in args]
         proc = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
-                              timeout=timeout)
+                              timeout=timeout, env=dict(os.environ, **env) if env else None)
         r = Result(argv, proc)
         check(r.rc >= 0, "imgpar killed by signal %d\n%s" % (-r.rc, r.describe()))
         if outdir is None and args and os.path.isdir(str(args[-1])):

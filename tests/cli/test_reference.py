@@ -63,6 +63,35 @@ def check_gray_709(env):
     check((ref != gray601(src)).any(), "709 and 601 references are identical: test is vacuous")
 
 
+def check_jpeg_decoded_gray(env):
+    """A colour JPEG's leading gray is made by the decoder, row by row: the
+    pixels are the gray of the RGB decode (Pillow's, the same libjpeg-turbo),
+    exactly for --gray and --gray=709, within 1 level after the blur, and
+    byte-identical to the chain making the gray (IMGPAR_DECODE_GRAY=0)."""
+    for name in ["photo.jpg", "progressive.jpg"]:
+        src, mode = load(env.sample(name))
+        check(mode == "RGB", "%s: sample is %s, not a colour JPEG" % (name, mode))
+        v = src.astype(np.int64)
+        g709 = ((2126 * v[..., 0] + 7152 * v[..., 1] + 722 * v[..., 2] + 5000) // 10000).astype(np.uint8)
+        for opts, ref, tol in [(["--gray"], gray601(src), 0), (["--gray=709"], g709, 0),
+                               ([], gauss_ref(gray601(src), 2.0, False), 1)]:
+            outs = []
+            for decode_gray in ("1", "0"):
+                out = env.fresh_dir("out")
+                r = env.run("--format", "png", *opts, env.sample(name), out,
+                            env={"IMGPAR_DECODE_GRAY": decode_gray})
+                expect_rc(r, 0)
+                files = listdir(out)
+                check(len(files) == 1, "%s %s: outputs %s" % (name, opts, files))
+                with open(os.path.join(out, files[0]), "rb") as f:
+                    outs.append(f.read())
+                got, got_mode = load(os.path.join(out, files[0]))
+                check(got_mode == "L", "%s %s: output mode %s" % (name, opts, got_mode))
+                compare("%s %s IMGPAR_DECODE_GRAY=%s" % (name, " ".join(opts), decode_gray), got, ref, tol,
+                        OFF_FRAC if tol else None)
+            check(outs[0] == outs[1], "%s %s: decoder gray and chain gray give different bytes" % (name, opts))
+
+
 def check_box_exact(env):
     for name in ["rgb8.png", "gray8.png"]:
         src, mode = load(env.sample(name))
@@ -127,5 +156,5 @@ def check_16bit(env):
 
 
 if __name__ == "__main__":
-    main([check_default_chain, check_gray_exact, check_gray_709, check_box_exact,
+    main([check_default_chain, check_gray_exact, check_gray_709, check_jpeg_decoded_gray, check_box_exact,
           check_blur_only, check_filter_order, check_no_filter, check_16bit])

@@ -3,11 +3,15 @@
  *
  *   test_jpeg_prog files       progressive JPEGs written here with libjpeg
  *   test_jpeg_prog mutations   damaged and truncated copies of some of them
+ *   test_jpeg_prog gray        decoding straight to gray (ip_decode_opts.gray),
+ *                              baseline and progressive, whole and by strips
  *
- * Every file is decoded twice through ip_decode: with the fast path
- * (ip__jpeg_prog_set_enabled(1)) and without (0, libjpeg's own progressive
- * decoder). Both must give the same result code, the same message and the
- * same pixels, strict, with allow_truncated and luma-only. The files cover
+ * Every file is decoded three times through ip_decode: with the fast path
+ * using this CPU's block decoders (ip__jpeg_prog_set_enabled(1): BMI2
+ * where the CPU has it), with the portable ones (2), and without (0,
+ * libjpeg's own progressive decoder). All must give the same result code,
+ * the same message and the same pixels, strict, with allow_truncated and
+ * luma-only. The files cover
  * gray (also with 2x2 sampling declared), YCbCr with six sampling layouts,
  * RGB and CMYK; sizes from 1x1 to 203x131; qualities 30 to 100; restart
  * intervals of none, 1 and 5 MCUs and one MCU row; libjpeg's standard
@@ -27,6 +31,7 @@
 #include <jpeglib.h>
 
 #include "imgpar/codec.h"
+#include "codec_internal.h"
 #include "codec_jpeg_prog.h"
 #include "testutil.h"
 
@@ -164,8 +169,8 @@ static uint8_t *make_pixels(int w, int h, int comps, uint32_t seed)
     return p;
 }
 
-/* A progressive JPEG of w x h in layout lay; restart: 0 none, > 0 MCUs,
- * -1 one MCU row. malloc'd; *len its size. */
+/* A progressive JPEG of w x h in layout lay (baseline for SCRIPT_COUNT);
+ * restart: 0 none, > 0 MCUs, -1 one MCU row. malloc'd; *len its size. */
 static uint8_t *write_jpeg(const struct layout *lay, int w, int h, int quality, enum script script, int restart,
                            uint32_t seed, size_t *len)
 {
@@ -201,7 +206,7 @@ static uint8_t *write_jpeg(const struct layout *lay, int w, int h, int quality, 
         cinfo.restart_in_rows = 1;
     if (script == SCRIPT_SIMPLE) {
         jpeg_simple_progression(&cinfo);
-    } else {
+    } else if (script != SCRIPT_COUNT) {   /* SCRIPT_COUNT: baseline */
         cinfo.num_scans = make_script(scans, script, lay->ncomp);
         cinfo.scan_info = scans;
     }
@@ -230,6 +235,7 @@ struct result {
     struct ip_image img;
 };
 
+/* fast: the mode for ip__jpeg_prog_set_enabled. */
 static void decode_with(const uint8_t *data, size_t len, int fast, int truncated_ok, int luma,
                         struct result *r)
 {
@@ -251,25 +257,33 @@ static unsigned long compare(const char *what, const uint8_t *data, size_t len)
     unsigned long before = ip__jpeg_prog_images();
 
     for (int mode = 0; mode < 3; mode++) {
-        struct result slow, fast;
+        struct result slow;
 
         decode_with(data, len, 0, mode == 1, mode == 2, &slow);
-        decode_with(data, len, 1, mode == 1, mode == 2, &fast);
-        CHECK(slow.rc == fast.rc, "%s mode %d: rc %d (libjpeg) vs %d (fast)", what, mode, slow.rc, fast.rc);
-        CHECK(slow.err.code == fast.err.code && strcmp(slow.err.msg, fast.err.msg) == 0,
-              "%s mode %d: message \"%s\" vs \"%s\"", what, mode, slow.err.msg, fast.err.msg);
-        if (slow.rc == 0 && fast.rc == 0) {
-            int same = slow.img.width == fast.img.width && slow.img.height == fast.img.height &&
-                       slow.img.channels == fast.img.channels;
+        /* fast 1: this CPU's block decoders (BMI2 where it has it);
+         * fast 2: the portable ones. */
+        for (int fast_mode = 1; fast_mode <= 2; fast_mode++) {
+            struct result fast;
 
-            for (uint32_t y = 0; same && y < slow.img.height; y++)
-                same = memcmp(slow.img.pixels + (size_t)y * slow.img.stride,
-                              fast.img.pixels + (size_t)y * fast.img.stride,
-                              (size_t)slow.img.width * slow.img.channels) == 0;
-            CHECK(same, "%s mode %d: pixels differ", what, mode);
+            decode_with(data, len, fast_mode, mode == 1, mode == 2, &fast);
+            CHECK(slow.rc == fast.rc, "%s mode %d fast %d: rc %d (libjpeg) vs %d (fast)", what, mode, fast_mode,
+                  slow.rc, fast.rc);
+            CHECK(slow.err.code == fast.err.code && strcmp(slow.err.msg, fast.err.msg) == 0,
+                  "%s mode %d fast %d: message \"%s\" vs \"%s\"", what, mode, fast_mode, slow.err.msg,
+                  fast.err.msg);
+            if (slow.rc == 0 && fast.rc == 0) {
+                int same = slow.img.width == fast.img.width && slow.img.height == fast.img.height &&
+                           slow.img.channels == fast.img.channels;
+
+                for (uint32_t y = 0; same && y < slow.img.height; y++)
+                    same = memcmp(slow.img.pixels + (size_t)y * slow.img.stride,
+                                  fast.img.pixels + (size_t)y * fast.img.stride,
+                                  (size_t)slow.img.width * slow.img.channels) == 0;
+                CHECK(same, "%s mode %d fast %d: pixels differ", what, mode, fast_mode);
+            }
+            ip_image_free(&fast.img);
         }
         ip_image_free(&slow.img);
-        ip_image_free(&fast.img);
     }
     return ip__jpeg_prog_images() - before;
 }
@@ -296,12 +310,12 @@ static int run_files(void)
                 snprintf(what, sizeof what, "%s script %d %dx%d q%d restart %d", layouts[l].name, script,
                          sizes[s][0], sizes[s][1], quality, restart);
                 fast = compare(what, jpg, len);
-                /* Three modes each: every clean file goes the fast way,
+                /* Three modes, two block decoders: every clean file goes the fast way,
                  * files with DC coded per component never do. */
                 if ((script == SCRIPT_DC_APART && layouts[l].ncomp > 1) || script == SCRIPT_UNFINISHED)
                     CHECK(fast == 0, "%s: the fast path took a file it must decline", what);
                 else
-                    CHECK(fast == 3, "%s: the fast path decoded %lu of 3", what, fast);
+                    CHECK(fast == 6, "%s: the fast path decoded %lu of 6", what, fast);
                 free(jpg);
             }
         }
@@ -411,12 +425,153 @@ static int run_mutations(void)
     return test_finish("jpeg_prog_mutations");
 }
 
+/* ---- decoding straight to gray (ip_decode_opts.gray) ---- */
+
+/* The gray filter's definition (filter_gray.c's DESIGN), written out here. */
+static uint8_t gray_of(const uint8_t *rgb, int weights)
+{
+    unsigned r = rgb[0], g = rgb[1], b = rgb[2];
+
+    return (uint8_t)(weights == 709 ? (2126 * r + 7152 * g + 722 * b + 5000) / 10000
+                                    : (299 * r + 587 * g + 114 * b + 500) / 1000);
+}
+
+static int decode_opts(const uint8_t *jpg, size_t len, int gray, int luma, struct ip_image *img,
+                       struct ip_error *err)
+{
+    struct ip_decode_opts opts;
+
+    ip_decode_opts_default(&opts);
+    opts.gray = gray;
+    opts.jpeg_luma_only = luma;
+    memset(img, 0, sizeof *img);
+    return ip_decode(jpg, len, &opts, img, NULL, err);
+}
+
+static int same_pixels(const struct ip_image *a, const struct ip_image *b)
+{
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels)
+        return 0;
+    for (uint32_t y = 0; y < a->height; y++)
+        if (memcmp(a->pixels + (size_t)y * a->stride, b->pixels + (size_t)y * b->stride,
+                   (size_t)a->width * a->channels) != 0)
+            return 0;
+    return 1;
+}
+
+/* The strip decoder (codec_jpeg_strips.c) with gray: 1 when it planned
+ * strips, whose pixels must then be the whole decode's. */
+static int strips_match(const char *what, const uint8_t *jpg, size_t len, int gray,
+                        const struct ip_image *whole)
+{
+    struct ip_decode_opts opts;
+    struct ip__jpeg_plan *plan;
+    struct ip_image img;
+    struct ip_error err;
+    size_t saved = ip__png_strip_min;
+
+    ip_decode_opts_default(&opts);
+    opts.gray = gray;
+    ip__png_strip_min = 0;   /* plan even small files */
+    plan = ip__jpeg_plan_strips(jpg, len, &opts);
+    ip__png_strip_min = saved;
+    if (!plan)
+        return 0;
+    img = ip__jpeg_plan_shape(plan);
+    img.stride = (size_t)img.width * img.channels;
+    img.pixels = malloc(img.stride * img.height);
+    if (!img.pixels)
+        exit(99);
+    for (uint32_t k = 0; k < ip__jpeg_plan_count(plan); k++)
+        CHECK(ip__jpeg_plan_decode(plan, k, &img, &err) == 0, "%s gray %d: strip %u: %s", what, gray, k,
+              err.msg);
+    CHECK(same_pixels(&img, whole), "%s gray %d: strips differ from the whole decode", what, gray);
+    free(img.pixels);
+    ip__jpeg_plan_free(plan);
+    return 1;
+}
+
+/* Every layout (gray, YCbCr in six samplings, RGB, CMYK), baseline and
+ * progressive (fast path on and off), with and without restart markers:
+ * decoding with gray = 601 or 709 gives 1 channel equal to the formula
+ * applied to the RGB decode (gray files: their one channel), the strip
+ * decoder agrees, luma-only takes precedence, and other weights fail. */
+static int run_gray(void)
+{
+    static const enum script scripts[] = {SCRIPT_COUNT, SCRIPT_SIMPLE, SCRIPT_DEEP};
+    unsigned n = 0, planned = 0;
+
+    for (size_t l = 0; l < NLAYOUTS; l++) {
+        for (size_t si = 0; si < sizeof scripts / sizeof scripts[0]; si++) {
+            for (size_t s = 0; s < NSIZES; s++, n++) {
+                int restart = s % 2 ? -1 : 0;
+                size_t len;
+                uint8_t *jpg = write_jpeg(&layouts[l], sizes[s][0], sizes[s][1], 85, scripts[si], restart, n, &len);
+                struct ip_image rgb, gray, luma, luma_gray;
+                struct ip_error err;
+                char what[128];
+
+                snprintf(what, sizeof what, "%s %s %dx%d restart %d", layouts[l].name,
+                         scripts[si] == SCRIPT_COUNT ? "baseline" : "progressive", sizes[s][0], sizes[s][1],
+                         restart);
+                CHECK(decode_opts(jpg, len, 0, 0, &rgb, &err) == 0, "%s: %s", what, err.msg);
+                for (int w = 0; w < 2; w++) {
+                    int weights = w ? 709 : 601;
+
+                    for (int fast = 0; fast <= 1; fast++) {
+                        ip__jpeg_prog_set_enabled(fast);
+                        CHECK(decode_opts(jpg, len, weights, 0, &gray, &err) == 0, "%s gray %d: %s", what,
+                              weights, err.msg);
+                        ip__jpeg_prog_set_enabled(1);
+                        CHECK(gray.channels == 1 && gray.width == rgb.width && gray.height == rgb.height,
+                              "%s gray %d: %ux%ux%u", what, weights, gray.width, gray.height, gray.channels);
+                        for (uint32_t y = 0; y < rgb.height && gray.channels == 1; y++) {
+                            const uint8_t *in = rgb.pixels + (size_t)y * rgb.stride;
+                            const uint8_t *out = gray.pixels + (size_t)y * gray.stride;
+                            uint32_t x;
+
+                            for (x = 0; x < rgb.width; x++)
+                                if (out[x] != (rgb.channels == 1 ? in[x] : gray_of(in + 3 * x, weights)))
+                                    break;
+                            CHECK(x == rgb.width, "%s gray %d fast %d: pixel (%u, %u) is %u", what, weights,
+                                  fast, x, y, x < rgb.width ? out[x] : 0);
+                        }
+                        if (!fast)
+                            planned += (unsigned)strips_match(what, jpg, len, weights, &gray);
+                        ip_image_free(&gray);
+                    }
+                }
+                if (layouts[l].jpeg == JCS_YCbCr || layouts[l].jpeg == JCS_GRAYSCALE) {
+                    CHECK(decode_opts(jpg, len, 0, 1, &luma, &err) == 0, "%s luma: %s", what, err.msg);
+                    CHECK(decode_opts(jpg, len, 601, 1, &luma_gray, &err) == 0, "%s luma+gray: %s", what,
+                          err.msg);
+                    CHECK(same_pixels(&luma, &luma_gray), "%s: luma-only did not take precedence", what);
+                    ip_image_free(&luma);
+                    ip_image_free(&luma_gray);
+                }
+                CHECK(decode_opts(jpg, len, 600, 0, &gray, &err) == IP_EINVAL, "%s: gray weights 600 accepted",
+                      what);
+                ip_image_free(&gray);
+                ip_image_free(&rgb);
+                free(jpg);
+            }
+        }
+    }
+    printf("%u files decoded to gray; the strip decoder planned %u of them (x2 weights)\n", n, planned / 2);
+    /* Baseline files with one MCU row per restart segment: every one of
+     * those with more than one segment is planned. */
+    CHECK(planned > 0, "the strip decoder never planned a file: the strip check is vacuous");
+    return test_finish("jpeg_gray");
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "files") == 0)
         return run_files();
     if (argc == 2 && strcmp(argv[1], "mutations") == 0)
         return run_mutations();
-    fprintf(stderr, "usage: test_jpeg_prog files|mutations\n");
+    if (argc == 2 && strcmp(argv[1], "gray") == 0)
+        return run_gray();
+    fprintf(stderr, "usage: test_jpeg_prog files|mutations|gray\n");
     return 2;
 }

@@ -8,8 +8,12 @@
  * decode (strict, same options) must have succeeded with the same pixels.
  *
  * Differential check of the progressive fast path (codec_jpeg_prog.c):
- * whenever it decoded the image, libjpeg alone must give the same result
- * and pixels. */
+ * whenever it decoded the image, libjpeg alone, and the fast path with its
+ * portable block decoders instead of the BMI2 ones, must give the same
+ * result and pixels.
+ *
+ * Decoding straight to gray (opts.gray) must give the colour decode's
+ * result, and its gray, whole and by strips. */
 #include <stdio.h>
 
 #include <jpeglib.h>
@@ -21,19 +25,23 @@
 static void check_prog(const uint8_t *buf, size_t len, struct ip_decode_opts *opts, int fast_rc,
                        const struct ip_image *fast)
 {
-    struct fuzz_counts counts = {0};
-    struct ip_image img;
-    int rc;
+    /* libjpeg alone (0), then the fast path's portable block decoders (2). */
+    for (int mode = 0; mode <= 2; mode += 2) {
+        struct fuzz_counts counts = {0};
+        struct ip_image img;
+        int rc;
 
-    ip__jpeg_prog_set_enabled(0);
-    rc = fuzz_decode(buf, len, opts, &img, &counts);
-    ip__jpeg_prog_set_enabled(1);
-    FUZZ_ASSERT(rc == fast_rc);
-    if (rc == 0) {
-        FUZZ_ASSERT(img.width == fast->width && img.height == fast->height && img.channels == fast->channels);
-        FUZZ_ASSERT(memcmp(img.pixels, fast->pixels, img.stride * img.height) == 0);
+        ip__jpeg_prog_set_enabled(mode);
+        rc = fuzz_decode(buf, len, opts, &img, &counts);
+        ip__jpeg_prog_set_enabled(1);
+        FUZZ_ASSERT(rc == fast_rc);
+        if (rc == 0) {
+            FUZZ_ASSERT(img.width == fast->width && img.height == fast->height &&
+                        img.channels == fast->channels);
+            FUZZ_ASSERT(memcmp(img.pixels, fast->pixels, img.stride * img.height) == 0);
+        }
+        fuzz_image_free(&img, &counts);
     }
-    fuzz_image_free(&img, &counts);
 }
 
 static void check_strips(const uint8_t *buf, size_t len, const struct ip_decode_opts *opts, int whole_rc,
@@ -69,6 +77,37 @@ static void check_strips(const uint8_t *buf, size_t len, const struct ip_decode_
     ip__jpeg_plan_free(plan);
 }
 
+/* Decoding straight to gray (opts.gray = 601): the same result as the
+ * colour decode, and the pixels its Rec.601 gray (formula written out). */
+static void check_gray(const uint8_t *buf, size_t len, int colour_rc, const struct ip_image *colour)
+{
+    struct fuzz_counts counts = {0};
+    struct ip_decode_opts opts;
+    struct ip_image img;
+    int rc;
+
+    fuzz_opts(&opts, IP_DECODER_NATIVE, 0);
+    opts.gray = 601;
+    rc = fuzz_decode(buf, len, &opts, &img, &counts);
+    FUZZ_ASSERT(rc == colour_rc);
+    if (rc == 0) {
+        FUZZ_ASSERT(img.channels == 1 && img.width == colour->width && img.height == colour->height);
+        for (uint32_t y = 0; y < img.height; y++) {
+            const uint8_t *in = colour->pixels + (size_t)y * colour->stride;
+            const uint8_t *out = img.pixels + (size_t)y * img.stride;
+
+            for (uint32_t x = 0; x < img.width; x++) {
+                unsigned want = colour->channels == 1 ? in[x]
+                                : (299u * in[3 * x] + 587u * in[3 * x + 1] + 114u * in[3 * x + 2] + 500u) / 1000u;
+
+                FUZZ_ASSERT(out[x] == want);
+            }
+        }
+        check_strips(buf, len, &opts, rc, &img);
+    }
+    fuzz_image_free(&img, &counts);
+}
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -96,6 +135,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             check_prog(buf, len, &opts, rc, &img);
         if (mode != 1)
             check_strips(buf, len, &opts, rc, &img);
+        if (mode == 0)
+            check_gray(buf, len, rc, &img);
         fuzz_image_free(&img, &counts);
     }
     free(buf);
