@@ -35,7 +35,9 @@
  * - Encoding writes through a destination manager into the caller's ip_buf
  *   (no library-owned buffer to leak on error): baseline, 4:2:0 for colour,
  *   no optimisation pass, so output depends only on the input and quality.
- *   Alpha is dropped; 2 channels encode the gray channel. */
+ *   Alpha is dropped; 2 channels encode the gray channel. Gray goes in
+ *   through libjpeg's raw-data input (encode_gray_raw), the same bytes as
+ *   its scanline input without its per-byte copies. */
 #include <setjmp.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -581,6 +583,56 @@ static void dest_term(j_compress_ptr cinfo)
     dest->out->len = (size_t)(dest->pub.next_output_byte - dest->out->data);
 }
 
+/* Gray (1 or 2 channels): libjpeg's raw-data input, 8 rows per call,
+ * which skips its byte-by-byte colour-conversion copy and the
+ * preprocessor's. The rows are given exactly as that path makes them:
+ * padded on the right to a whole block by repeating the last pixel, and
+ * the last block row filled with copies of the image's last row. A row
+ * needs a copy only for that padding or to drop alpha; otherwise libjpeg
+ * reads the image's own rows. Same bytes as jpeg_write_scanlines (tested
+ * against libjpeg's scanline path). */
+static int encode_gray_raw(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *ctx, const struct ip_image *img,
+                           struct ip_error *err)
+{
+    size_t width = img->width, padded = (width + DCTSIZE - 1) / DCTSIZE * DCTSIZE;
+    int direct = img->channels == 1 && padded == width;
+    JSAMPROW rows[DCTSIZE];
+    JSAMPARRAY planes[1] = {rows};
+    uint32_t y, x;
+
+    if (!direct) {
+        ctx->row = malloc(padded * DCTSIZE);
+        if (!ctx->row)
+            return ip_error_set(err, IP_ENOMEM, "out of memory for JPEG rows");
+    }
+    cinfo->raw_data_in = TRUE;
+    jpeg_start_compress(cinfo, TRUE);
+    for (y = 0; y < img->height; y += DCTSIZE) {
+        for (int i = 0; i < DCTSIZE; i++) {
+            uint32_t sy = y + (uint32_t)i < img->height ? y + (uint32_t)i : img->height - 1;
+            const uint8_t *src = img->pixels + (size_t)sy * img->stride;
+            uint8_t *dst = ctx->row + (size_t)i * padded;
+
+            if (direct) {
+                rows[i] = (JSAMPROW)(uintptr_t)src;   /* libjpeg only reads input rows */
+                continue;
+            }
+            if (img->channels == 1) {
+                memcpy(dst, src, width);
+            } else {
+                for (x = 0; x < width; x++)
+                    dst[x] = src[2 * x];
+            }
+            memset(dst + width, dst[width - 1], padded - width);
+            rows[i] = dst;
+        }
+        if (jpeg_write_raw_data(cinfo, planes, DCTSIZE) != DCTSIZE)
+            return ip_error_set(err, IP_EINVAL, "JPEG encoder took fewer rows than given");
+    }
+    jpeg_finish_compress(cinfo);
+    return 0;
+}
+
 static int encode_body(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *ctx,
                        const struct ip_image *img, int quality, struct ip_error *err)
 {
@@ -602,7 +654,9 @@ static int encode_body(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *ctx,
         cinfo->comp_info[1].h_samp_factor = cinfo->comp_info[1].v_samp_factor = 1;
         cinfo->comp_info[2].h_samp_factor = cinfo->comp_info[2].v_samp_factor = 1;
     }
-    if (c == 2 || c == 4) {
+    if (gray)
+        return encode_gray_raw(cinfo, ctx, img, err);
+    if (c == 4) {
         ctx->row = malloc((size_t)img->width * 3);
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
@@ -612,11 +666,7 @@ static int encode_body(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *ctx,
         const uint8_t *src = img->pixels + (size_t)y * img->stride;
         JSAMPROW row;
 
-        if (c == 2) {
-            for (x = 0; x < img->width; x++)
-                ctx->row[x] = src[2 * x];
-            row = ctx->row;
-        } else if (c == 4) {
+        if (c == 4) {
             for (x = 0; x < img->width; x++)
                 memcpy(ctx->row + 3 * x, src + 4 * x, 3);
             row = ctx->row;

@@ -393,6 +393,74 @@ static void test_written(const uint8_t *ref)
     free(rst.data);
 }
 
+/* Gray encodes (ip_encode takes libjpeg's raw-data path for 1 and 2
+ * channels) are byte-identical to libjpeg's scanline path with imgpar's
+ * settings (baseline, ISLOW, no optimisation), at every width and height
+ * remainder modulo 8, with and without an alpha channel to drop. */
+static void test_gray_encode(const uint8_t *ref)
+{
+    static const uint32_t sizes[][2] = {{1, 1}, {7, 9}, {8, 8}, {9, 7}, {16, 17}, {33, 15}, {227, 149}};
+    unsigned cases = 0;
+
+    for (size_t s = 0; s < sizeof sizes / sizeof sizes[0]; s++) {
+        uint32_t w = sizes[s][0], h = sizes[s][1];
+        uint8_t *g = malloc((size_t)w * h), *ga = malloc((size_t)w * h * 2);
+
+        if (!g || !ga)
+            exit(99);
+        for (uint32_t y = 0; y < h; y++)
+            for (uint32_t x = 0; x < w; x++) {
+                const uint8_t *p = ref + ((size_t)(y % H) * W + x % W) * 3;   /* testorig's photo */
+                g[(size_t)y * w + x] = (uint8_t)((p[0] + 2 * p[1] + p[2]) / 4);
+                ga[((size_t)y * w + x) * 2] = g[(size_t)y * w + x];
+                ga[((size_t)y * w + x) * 2 + 1] = (uint8_t)(x * 13 + y);
+            }
+        for (int q = 10; q <= 100; q += 45) {
+            struct jpeg_compress_struct c;
+            struct jpeg_error_mgr jerr;
+            struct jpeg_out want = {NULL, 0};
+
+            c.err = jpeg_std_error(&jerr);
+            jpeg_create_compress(&c);
+            jpeg_mem_dest(&c, &want.data, &want.len);
+            c.image_width = w;
+            c.image_height = h;
+            c.input_components = 1;
+            c.in_color_space = JCS_GRAYSCALE;
+            jpeg_set_defaults(&c);
+            jpeg_set_quality(&c, q, TRUE);
+            c.dct_method = JDCT_ISLOW;
+            c.optimize_coding = FALSE;
+            jpeg_start_compress(&c, TRUE);
+            for (uint32_t y = 0; y < h; y++) {
+                JSAMPROW row = g + (size_t)y * w;
+                jpeg_write_scanlines(&c, &row, 1);
+            }
+            jpeg_finish_compress(&c);
+            jpeg_destroy_compress(&c);
+            for (uint32_t ch = 1; ch <= 2; ch++) {
+                struct ip_image img = {w, h, ch, (size_t)w * ch, ch == 1 ? g : ga};
+                struct ip_encode_opts opts;
+                struct ip_buf out = {0};
+                struct ip_error err;
+
+                ip_encode_opts_default(&opts);
+                opts.jpeg_quality = q;
+                CHECK(ip_encode(&img, IP_FORMAT_JPEG, &opts, &out, &err) == 0, "%ux%u q%d: %s", w, h, q,
+                      err.msg);
+                CHECK(out.len == want.len && memcmp(out.data, want.data, want.len) == 0,
+                      "%ux%ux%u q%d: %zu bytes, libjpeg's scanline path %lu", w, h, ch, q, out.len, want.len);
+                ip_buf_free(&out);
+                cases++;
+            }
+            free(want.data);
+        }
+        free(g);
+        free(ga);
+    }
+    CHECK(cases == 42, "%u gray encodes compared", cases);
+}
+
 /* CMYK test card: 16x16 blocks of constant ink so that quality-100 JPEG
  * error stays tiny; values are stored as the writer is told. */
 static void test_cmyk(void)
@@ -467,6 +535,7 @@ int main(int argc, char **argv)
         test_testorig(ref);
         test_int_ari(ref);
         test_written(ref);
+        test_gray_encode(ref);
     }
     test_12bit();
     test_truncated();
