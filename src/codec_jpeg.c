@@ -611,12 +611,13 @@ static int encode_gray_raw(struct jpeg_compress_struct *cinfo, struct jpeg_ctx *
         for (int i = 0; i < DCTSIZE; i++) {
             uint32_t sy = y + (uint32_t)i < img->height ? y + (uint32_t)i : img->height - 1;
             const uint8_t *src = img->pixels + (size_t)sy * img->stride;
-            uint8_t *dst = ctx->row + (size_t)i * padded;
+            uint8_t *dst;
 
             if (direct) {
                 rows[i] = (JSAMPROW)(uintptr_t)src;   /* libjpeg only reads input rows */
                 continue;
             }
+            dst = ctx->row + (size_t)i * padded;
             if (img->channels == 1) {
                 memcpy(dst, src, width);
             } else {

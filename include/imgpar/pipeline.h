@@ -83,7 +83,8 @@ struct ip_pipeline_config {
     struct ip_chain chain;
     struct ip_decode_opts decode;    /* allocator is ignored: the pipeline decodes into its arena;
                                       * jpeg_luma_only applies only when the chain starts with
-                                      * Rec.601 gray */
+                                      * Rec.601 gray; gray is ignored: the pipeline sets it itself
+                                      * when the chain starts with gray (IMGPAR_DECODE_GRAY=0: never) */
     struct ip_encode_opts encode;
     enum ip_exec_kind exec;
     int jobs;                        /* cores imgpar may keep busy; 0: online CPUs */
