@@ -230,7 +230,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     item->in_channels = item->src.channels;
-    if (rc == 0 && opts.gray && fmt == IP_FORMAT_JPEG) {
+    if (rc == 0 && opts.gray && fmt == IP_FORMAT_JPEG && item->src.channels == 1) {
         struct ip_decode_opts plain = opts;
         struct ip_image shape;
         struct ip_error shape_err;
