@@ -235,8 +235,8 @@ struct result {
     struct ip_image img;
 };
 
-/* fast: the mode for ip__jpeg_prog_set_enabled. */
-static void decode_with(const uint8_t *data, size_t len, int fast, int truncated_ok, int luma,
+/* fast: the mode for ip__jpeg_prog_set_enabled; gray: ip_decode_opts.gray. */
+static void decode_with(const uint8_t *data, size_t len, int fast, int truncated_ok, int luma, int gray,
                         struct result *r)
 {
     struct ip_decode_opts opts;
@@ -244,10 +244,22 @@ static void decode_with(const uint8_t *data, size_t len, int fast, int truncated
     ip_decode_opts_default(&opts);
     opts.allow_truncated = truncated_ok;
     opts.jpeg_luma_only = luma;
+    opts.gray = gray;
     memset(r, 0, sizeof *r);
     ip__jpeg_prog_set_enabled(fast);
     r->rc = ip_decode(data, len, &opts, &r->img, NULL, &r->err);
     ip__jpeg_prog_set_enabled(1);
+}
+
+static int same_pixels(const struct ip_image *a, const struct ip_image *b)
+{
+    if (a->width != b->width || a->height != b->height || a->channels != b->channels)
+        return 0;
+    for (uint32_t y = 0; y < a->height; y++)
+        if (memcmp(a->pixels + (size_t)y * a->stride, b->pixels + (size_t)y * b->stride,
+                   (size_t)a->width * a->channels) != 0)
+            return 0;
+    return 1;
 }
 
 /* Decodes both ways under each option set; returns how many decodes the
@@ -259,28 +271,21 @@ static unsigned long compare(const char *what, const uint8_t *data, size_t len)
     for (int mode = 0; mode < 3; mode++) {
         struct result slow;
 
-        decode_with(data, len, 0, mode == 1, mode == 2, &slow);
+        decode_with(data, len, 0, mode == 1, mode == 2, 0, &slow);
         /* fast 1: this CPU's block decoders (BMI2 where it has it);
          * fast 2: the portable ones. */
         for (int fast_mode = 1; fast_mode <= 2; fast_mode++) {
             struct result fast;
 
-            decode_with(data, len, fast_mode, mode == 1, mode == 2, &fast);
+            decode_with(data, len, fast_mode, mode == 1, mode == 2, 0, &fast);
             CHECK(slow.rc == fast.rc, "%s mode %d fast %d: rc %d (libjpeg) vs %d (fast)", what, mode, fast_mode,
                   slow.rc, fast.rc);
             CHECK(slow.err.code == fast.err.code && strcmp(slow.err.msg, fast.err.msg) == 0,
                   "%s mode %d fast %d: message \"%s\" vs \"%s\"", what, mode, fast_mode, slow.err.msg,
                   fast.err.msg);
-            if (slow.rc == 0 && fast.rc == 0) {
-                int same = slow.img.width == fast.img.width && slow.img.height == fast.img.height &&
-                           slow.img.channels == fast.img.channels;
-
-                for (uint32_t y = 0; same && y < slow.img.height; y++)
-                    same = memcmp(slow.img.pixels + (size_t)y * slow.img.stride,
-                                  fast.img.pixels + (size_t)y * fast.img.stride,
-                                  (size_t)slow.img.width * slow.img.channels) == 0;
-                CHECK(same, "%s mode %d fast %d: pixels differ", what, mode, fast_mode);
-            }
+            if (slow.rc == 0 && fast.rc == 0)
+                CHECK(same_pixels(&slow.img, &fast.img), "%s mode %d fast %d: pixels differ", what, mode,
+                      fast_mode);
             ip_image_free(&fast.img);
         }
         ip_image_free(&slow.img);
@@ -436,29 +441,6 @@ static uint8_t gray_of(const uint8_t *rgb, int weights)
                                     : (299 * r + 587 * g + 114 * b + 500) / 1000);
 }
 
-static int decode_opts(const uint8_t *jpg, size_t len, int gray, int luma, struct ip_image *img,
-                       struct ip_error *err)
-{
-    struct ip_decode_opts opts;
-
-    ip_decode_opts_default(&opts);
-    opts.gray = gray;
-    opts.jpeg_luma_only = luma;
-    memset(img, 0, sizeof *img);
-    return ip_decode(jpg, len, &opts, img, NULL, err);
-}
-
-static int same_pixels(const struct ip_image *a, const struct ip_image *b)
-{
-    if (a->width != b->width || a->height != b->height || a->channels != b->channels)
-        return 0;
-    for (uint32_t y = 0; y < a->height; y++)
-        if (memcmp(a->pixels + (size_t)y * a->stride, b->pixels + (size_t)y * b->stride,
-                   (size_t)a->width * a->channels) != 0)
-            return 0;
-    return 1;
-}
-
 /* The strip decoder (codec_jpeg_strips.c) with gray: 1 when it planned
  * strips, whose pixels must then be the whole decode's. */
 static int strips_match(const char *what, const uint8_t *jpg, size_t len, int gray,
@@ -507,52 +489,53 @@ static int run_gray(void)
                 int restart = s % 2 ? -1 : 0;
                 size_t len;
                 uint8_t *jpg = write_jpeg(&layouts[l], sizes[s][0], sizes[s][1], 85, scripts[si], restart, n, &len);
-                struct ip_image rgb, gray, luma, luma_gray;
-                struct ip_error err;
+                struct result rgb, gray, luma, luma_gray, bad;
                 char what[128];
 
                 snprintf(what, sizeof what, "%s %s %dx%d restart %d", layouts[l].name,
                          scripts[si] == SCRIPT_COUNT ? "baseline" : "progressive", sizes[s][0], sizes[s][1],
                          restart);
-                CHECK(decode_opts(jpg, len, 0, 0, &rgb, &err) == 0, "%s: %s", what, err.msg);
+                decode_with(jpg, len, 1, 0, 0, 0, &rgb);
+                CHECK(rgb.rc == 0, "%s: %s", what, rgb.err.msg);
                 for (int w = 0; w < 2; w++) {
                     int weights = w ? 709 : 601;
 
                     for (int fast = 0; fast <= 1; fast++) {
-                        ip__jpeg_prog_set_enabled(fast);
-                        CHECK(decode_opts(jpg, len, weights, 0, &gray, &err) == 0, "%s gray %d: %s", what,
-                              weights, err.msg);
-                        ip__jpeg_prog_set_enabled(1);
-                        CHECK(gray.channels == 1 && gray.width == rgb.width && gray.height == rgb.height,
-                              "%s gray %d: %ux%ux%u", what, weights, gray.width, gray.height, gray.channels);
-                        for (uint32_t y = 0; y < rgb.height && gray.channels == 1; y++) {
-                            const uint8_t *in = rgb.pixels + (size_t)y * rgb.stride;
-                            const uint8_t *out = gray.pixels + (size_t)y * gray.stride;
+                        const struct ip_image *c = &rgb.img, *g = &gray.img;
+
+                        decode_with(jpg, len, fast, 0, 0, weights, &gray);
+                        CHECK(gray.rc == 0, "%s gray %d: %s", what, weights, gray.err.msg);
+                        CHECK(g->channels == 1 && g->width == c->width && g->height == c->height,
+                              "%s gray %d: %ux%ux%u", what, weights, g->width, g->height, g->channels);
+                        for (uint32_t y = 0; y < c->height && g->channels == 1; y++) {
+                            const uint8_t *in = c->pixels + (size_t)y * c->stride;
+                            const uint8_t *out = g->pixels + (size_t)y * g->stride;
                             uint32_t x;
 
-                            for (x = 0; x < rgb.width; x++)
-                                if (out[x] != (rgb.channels == 1 ? in[x] : gray_of(in + 3 * x, weights)))
+                            for (x = 0; x < c->width; x++)
+                                if (out[x] != (c->channels == 1 ? in[x] : gray_of(in + 3 * x, weights)))
                                     break;
-                            CHECK(x == rgb.width, "%s gray %d fast %d: pixel (%u, %u) is %u", what, weights,
-                                  fast, x, y, x < rgb.width ? out[x] : 0);
+                            CHECK(x == c->width, "%s gray %d fast %d: pixel (%u, %u) is %u", what, weights,
+                                  fast, x, y, x < c->width ? out[x] : 0);
                         }
                         if (!fast)
-                            planned += (unsigned)strips_match(what, jpg, len, weights, &gray);
-                        ip_image_free(&gray);
+                            planned += (unsigned)strips_match(what, jpg, len, weights, g);
+                        ip_image_free(&gray.img);
                     }
                 }
                 if (layouts[l].jpeg == JCS_YCbCr || layouts[l].jpeg == JCS_GRAYSCALE) {
-                    CHECK(decode_opts(jpg, len, 0, 1, &luma, &err) == 0, "%s luma: %s", what, err.msg);
-                    CHECK(decode_opts(jpg, len, 601, 1, &luma_gray, &err) == 0, "%s luma+gray: %s", what,
-                          err.msg);
-                    CHECK(same_pixels(&luma, &luma_gray), "%s: luma-only did not take precedence", what);
-                    ip_image_free(&luma);
-                    ip_image_free(&luma_gray);
+                    decode_with(jpg, len, 1, 0, 1, 0, &luma);
+                    decode_with(jpg, len, 1, 0, 1, 601, &luma_gray);
+                    CHECK(luma.rc == 0, "%s luma: %s", what, luma.err.msg);
+                    CHECK(luma_gray.rc == 0, "%s luma+gray: %s", what, luma_gray.err.msg);
+                    CHECK(same_pixels(&luma.img, &luma_gray.img), "%s: luma-only did not take precedence", what);
+                    ip_image_free(&luma.img);
+                    ip_image_free(&luma_gray.img);
                 }
-                CHECK(decode_opts(jpg, len, 600, 0, &gray, &err) == IP_EINVAL, "%s: gray weights 600 accepted",
-                      what);
-                ip_image_free(&gray);
-                ip_image_free(&rgb);
+                decode_with(jpg, len, 1, 0, 0, 600, &bad);
+                CHECK(bad.rc == IP_EINVAL, "%s: gray weights 600 accepted", what);
+                ip_image_free(&bad.img);
+                ip_image_free(&rgb.img);
                 free(jpg);
             }
         }
