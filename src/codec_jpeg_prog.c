@@ -26,7 +26,9 @@
  *   scan-parameter checks). Speed: a 64-bit bit buffer refilled up to 7
  *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table
  *   (for AC codes, a second one that gives a coefficient's run and value,
- *   extra bits included, in one lookup), and in refinement scans a
+ *   extra bits included, in one lookup; in refinement scans, a new
+ *   coefficient's sign is its one extra bit), AC scans decoded a block row
+ *   per call with the reader's state in registers, and in refinement scans a
  *   per-block mask of the nonzero coefficients: the correction bits of all
  *   the nonzero coefficients up to the next zero (or the end of the band)
  *   are read as one word and put in place by one deposit, the new
@@ -364,7 +366,7 @@ struct ip__jpeg_prog {
     struct huff *tables;          /* the scans' tables, 4 per scan */
     uint32_t mcux, mcuy;          /* interleaved scans: MCUs per row, MCU rows (= iMCU rows) */
     uint32_t next_row;            /* the iMCU row after the one in the buffers */
-    int (*ac_refine)(struct scan *, JCOEF *, uint64_t *);   /* this CPU's block decoder */
+    int (*ac_refine)(struct scan *, JBLOCKROW, uint64_t *, uint32_t);   /* this CPU's refinement decoder */
     JBLOCKROW row_ptrs[4][4];     /* per component, its v block rows in blocks[] */
     JBLOCK *blocks[4];            /* per component: v rows of cols blocks */
     uint64_t *nz[4];              /* per block of blocks[]: ZZ_BIT(k) set when
@@ -400,66 +402,80 @@ static int dc_refine(struct scan *sc, JCOEF *blk)
     return 0;
 }
 
-static int ac_first(struct scan *sc, JCOEF *blk, uint64_t *nzp)
+/* nblocks blocks of a first AC scan, in a row (one at a time where restart
+ * markers may come between them); the blocks of an EOB run are skipped at
+ * once. */
+static int ac_first(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_t nblocks)
 {
-    struct bits br, *b = &br;
+    struct bits br = sc->br, *b = &br;
     const struct huff *h = sc->huff[0];
-    int k, Se = sc->Se, Al = sc->Al;
-    uint64_t nz = *nzp;
+    int Ss = sc->Ss, Se = sc->Se, Al = sc->Al;
+    unsigned eobrun = sc->eobrun;
+    uint32_t i;
 
-    if (sc->eobrun) {
-        sc->eobrun--;
-        return 0;
-    }
-    br = sc->br;
-    for (k = sc->Ss; k <= Se; k++) {
-        int r, t;
-        int32_t fe;
+    for (i = 0; i < nblocks; i++) {
+        JCOEF *blk;
+        uint64_t nz;
+        int k;
 
-        if (b->n < 32)
-            refill(b);
-        fe = h->fast_ac[b->buf >> (64 - LUT_BITS)];
-        if (fe) {   /* a nonzero coefficient, code and value in one lookup */
-            JCOEF c = (JCOEF)(int)((unsigned)(fe >> 16) << Al);
+        if (eobrun) {
+            uint32_t skip = nblocks - i < eobrun ? nblocks - i : eobrun;
 
-            b->buf <<= fe & 0xFF;
-            b->n -= fe & 0xFF;
-            k += (fe >> 8) & 0xFF;
-            /* c == 0: value << Al wrapped (libjpeg keeps the 0); such
-             * files are declined, so the mask needs no clearing here. */
-            if (k > Se || !c)
-                return DECLINE;
-            blk[zz_natural[k]] = c;
-            nz |= ZZ_BIT(k);
+            eobrun -= skip;
+            i += skip - 1;
             continue;
         }
-        t = next_symbol(b, h, &r);
-        if (t < 0)
-            return DECLINE;
-        if (t) {
-            JCOEF c;
+        blk = blocks[i];
+        nz = nzs[i];
+        for (k = Ss; k <= Se; k++) {
+            int r, t;
+            int32_t fe;
 
-            k += r;
-            if (k > Se)
-                return DECLINE;   /* libjpeg would store it at position 63 */
-            c = (JCOEF)(int)((unsigned)extend(get_bits(b, t), t) << Al);
-            if (!c)
+            if (b->n < 32)
+                refill(b);
+            fe = h->fast_ac[b->buf >> (64 - LUT_BITS)];
+            if (fe) {   /* a nonzero coefficient, code and value in one lookup */
+                JCOEF c = (JCOEF)(int)((unsigned)(fe >> 16) << Al);
+
+                b->buf <<= fe & 0xFF;
+                b->n -= fe & 0xFF;
+                k += (fe >> 8) & 0xFF;
+                /* c == 0: value << Al wrapped (libjpeg keeps the 0); such
+                 * files are declined, so the mask needs no clearing here. */
+                if (k > Se || !c)
+                    return DECLINE;
+                blk[zz_natural[k]] = c;
+                nz |= ZZ_BIT(k);
+                continue;
+            }
+            t = next_symbol(b, h, &r);
+            if (t < 0)
                 return DECLINE;
-            blk[zz_natural[k]] = c;
-            nz |= ZZ_BIT(k);
-        } else if (r == 15) {
-            k += 15;   /* ZRL */
-        } else {
-            unsigned run = 1u << r;
+            if (t) {
+                JCOEF c;
 
-            if (r)
-                run += get_bits(b, r);
-            sc->eobrun = run - 1;   /* this block ends the band now */
-            break;
+                k += r;
+                if (k > Se)
+                    return DECLINE;   /* libjpeg would store it at position 63 */
+                c = (JCOEF)(int)((unsigned)extend(get_bits(b, t), t) << Al);
+                if (!c)
+                    return DECLINE;
+                blk[zz_natural[k]] = c;
+                nz |= ZZ_BIT(k);
+            } else if (r == 15) {
+                k += 15;   /* ZRL */
+            } else {
+                eobrun = 1u << r;
+                if (r)
+                    eobrun += get_bits(b, r);
+                eobrun--;   /* this block ends the band now */
+                break;
+            }
         }
+        nzs[i] = nz;
     }
     sc->br = br;
-    *nzp = nz;
+    sc->eobrun = eobrun;
     return 0;
 }
 
@@ -609,19 +625,10 @@ static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
             uint64_t *nz = p->nz[ci] + (size_t)(y - y0) * c->cols;
 
             if (!dc && !sc->restart_interval) {
-                /* The bulk of the work: AC scans without restarts. A first
-                 * scan skips the blocks of an EOB run at once. */
-                for (bx = 0; bx < c->bw; bx++) {
-                    if (!refine && sc->eobrun) {
-                        uint32_t skip = c->bw - bx < sc->eobrun ? c->bw - bx : sc->eobrun;
-
-                        sc->eobrun -= skip;
-                        bx += skip - 1;
-                        continue;
-                    }
-                    if (refine ? p->ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]))
-                        return DECLINE;
-                }
+                /* The bulk of the work: AC scans without restarts, the
+                 * block row in one call. */
+                if (refine ? p->ac_refine(sc, blocks, nz, c->bw) : ac_first(sc, blocks, nz, c->bw))
+                    return DECLINE;
                 continue;
             }
             for (bx = 0; bx < c->bw; bx++) {
@@ -632,7 +639,7 @@ static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
                 if (dc)
                     rc = refine ? dc_refine(sc, blocks[bx]) : dc_first(sc, 0, blocks[bx]);
                 else
-                    rc = refine ? p->ac_refine(sc, blocks[bx], &nz[bx]) : ac_first(sc, blocks[bx], &nz[bx]);
+                    rc = refine ? p->ac_refine(sc, &blocks[bx], &nz[bx], 1) : ac_first(sc, &blocks[bx], &nz[bx], 1);
                 if (rc)
                     return DECLINE;
             }
@@ -926,7 +933,7 @@ static int open_file(struct ip__jpeg_prog *p, size_t scan)
 
 /* pdep is one fast instruction on Intel since Haswell and AMD since Zen 3;
  * Zen 1 and 2 run it in microcode, slower than the portable loop. */
-static int (*refine_for_cpu(int mode))(struct scan *, JCOEF *, uint64_t *)
+static int (*refine_for_cpu(int mode))(struct scan *, JBLOCKROW, uint64_t *, uint32_t)
 {
 #if HAVE_BMI2_CLONE
     if (mode == 1 && __builtin_cpu_supports("bmi2") && __builtin_cpu_supports("popcnt") &&

@@ -8,7 +8,8 @@
  *   REFINE_SELECT_TOP(m, r)  a mask whose highest set bit is the (r+1)-th
  *                            highest of m; 0 when m has at most r bits
  *
- * A block of a refinement scan: the symbols place new coefficients of
+ * nblocks blocks of a refinement scan, in a row (one at a time where
+ * restart markers may come between them); in each: the symbols place new coefficients of
  * +-p1 at zero positions, and every coefficient that was nonzero before
  * this scan and that the decoder passes gets a correction bit (libjpeg's
  * decode_mcu_AC_refine). The masks are in zigzag order with position k at
@@ -21,68 +22,100 @@
  * positions that were zero, so the order does not matter. */
 
 REFINE_TARGET
-static int REFINE_NAME(struct scan *sc, JCOEF *blk, uint64_t *nzp)
+static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_t nblocks)
 {
     struct bits br = sc->br, *b = &br;
     const struct huff *h = sc->huff[0];
-    int k = sc->Ss, Se = sc->Se, p1 = 1 << sc->Al;
-    uint64_t nz = *nzp, band = ~0ull << (63 - Se), corr = 0;
+    int Ss = sc->Ss, Se = sc->Se, Al = sc->Al, p1 = 1 << Al;
+    uint64_t band = ~0ull << (63 - Se);
+    unsigned eobrun = sc->eobrun;
+    uint32_t i;
 
-    if (sc->eobrun == 0) {
-        for (; k <= Se; k++) {
-            int r, t = next_symbol(b, h, &r), v = 0, p;
-            uint64_t zeros, skipped;
+    for (i = 0; i < nblocks; i++) {
+        JCOEF *blk = blocks[i];
+        uint64_t nz = nzs[i], corr = 0;
+        int k = Ss;
 
-            if (t < 0)
-                return DECLINE;
-            if (t) {
-                if (t != 1)
-                    return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
-                v = get_bits(b, 1) ? p1 : -p1;
-            } else if (r != 15) {
-                sc->eobrun = 1u << r;
-                if (r)
-                    sc->eobrun += get_bits(b, r);
-                break;
+        if (eobrun == 0) {
+            for (; k <= Se; k++) {
+                int r, v = 0, p, n;
+                int32_t fe;
+                uint64_t zeros, skipped;
+
+                if (b->n < 32)
+                    refill(b);
+                fe = h->fast_ac[b->buf >> (64 - LUT_BITS)];
+                if (fe) {   /* a new coefficient: code and sign bit in one lookup */
+                    if (fe >> 16 != 1 && fe >> 16 != -1)
+                        return DECLINE;   /* size above 1: libjpeg's JWRN_HUFF_BAD_CODE */
+                    b->buf <<= fe & 0xFF;
+                    b->n -= fe & 0xFF;
+                    r = (fe >> 8) & 0xFF;
+                    v = (int)((unsigned)(fe >> 16) << Al);   /* +-p1 */
+                } else {
+                    int t = next_symbol(b, h, &r);
+
+                    if (t < 0)
+                        return DECLINE;
+                    if (t) {
+                        if (t != 1)
+                            return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
+                        v = get_bits(b, 1) ? p1 : -p1;
+                    } else if (r != 15) {
+                        eobrun = 1u << r;
+                        if (r)
+                            eobrun += get_bits(b, r);
+                        break;
+                    }
+                }
+                /* Skip r zero coefficients (correcting the nonzero ones on
+                 * the way) and stop at the next zero: the new coefficient,
+                 * or the 16th zero of a ZRL. */
+                zeros = ~nz & (~0ull >> k) & band;
+                zeros = REFINE_SELECT_TOP(zeros, r);
+                if (!zeros)
+                    return DECLINE;   /* past the band: libjpeg writes position 63 or drops it */
+                p = __builtin_clzll(zeros);
+                skipped = nz & (~0ull >> k) & ~(~0ull >> p);
+                /* Their correction bits, without a branch on whether there
+                 * are any (a deposit onto no bits is 0). */
+                n = REFINE_POPCOUNT(skipped);
+                if (n > b->n - 1)
+                    corr |= REFINE_DEPOSIT(get_bits_long(b, n), skipped);
+                else {
+                    corr |= REFINE_DEPOSIT(b->buf >> ((64 - n) & 63), skipped);
+                    b->buf <<= n;
+                    b->n -= n;
+                }
+                if (v) {
+                    blk[zz_natural[p]] = (JCOEF)v;
+                    nz |= ZZ_BIT(p);
+                }
+                k = p;
             }
-            /* Skip r zero coefficients (correcting the nonzero ones on the
-             * way) and stop at the next zero: the new coefficient, or the
-             * 16th zero of a ZRL. */
-            zeros = ~nz & (~0ull >> k) & band;
-            zeros = REFINE_SELECT_TOP(zeros, r);
-            if (!zeros)
-                return DECLINE;   /* past the band: libjpeg writes position 63 or drops it */
-            p = __builtin_clzll(zeros);
-            skipped = nz & (~0ull >> k) & ~(~0ull >> p);
-            if (skipped)
-                corr |= REFINE_DEPOSIT(get_bits_long(b, REFINE_POPCOUNT(skipped)), skipped);
-            if (v) {
-                blk[zz_natural[p]] = (JCOEF)v;
-                nz |= ZZ_BIT(p);
+        }
+        if (eobrun > 0) {
+            if (k <= Se) {
+                uint64_t rest = nz & (~0ull >> k) & band;
+
+                if (rest)
+                    corr |= REFINE_DEPOSIT(get_bits_long(b, REFINE_POPCOUNT(rest)), rest);
             }
-            k = p;
+            eobrun--;
         }
-    }
-    if (sc->eobrun > 0) {
-        if (k <= Se) {
-            uint64_t rest = nz & (~0ull >> k) & band;
+        /* A 1 adds p1 to the magnitude unless that bit is already set;
+         * branch-free, as the bits are random. */
+        while (corr) {
+            JCOEF *c = &blk[zz_by_bit[__builtin_ctzll(corr)]];
+            int cv = *c, neg = cv >> 15;   /* -1 when negative */
+            int add = p1 - (cv & p1);      /* p1, or 0 when the bit is set */
 
-            if (rest)
-                corr |= REFINE_DEPOSIT(get_bits_long(b, REFINE_POPCOUNT(rest)), rest);
+            *c = (JCOEF)(cv + ((add ^ neg) - neg));
+            corr &= corr - 1;
         }
-        sc->eobrun--;
-    }
-    /* A 1 adds p1 to the magnitude unless that bit is already set;
-     * branch-free, as the bits are random. */
-    while (corr) {
-        JCOEF *c = &blk[zz_by_bit[__builtin_ctzll(corr)]];
-        int cv = *c, neg = cv >> 15;   /* -1 when negative */
-        int add = p1 - (cv & p1);      /* p1, or 0 when the bit is set */
-
-        *c = (JCOEF)(cv + ((add ^ neg) - neg));
-        corr &= corr - 1;
+        nzs[i] = nz;
     }
     sc->br = br;
-    *nzp = nz;
+    sc->eobrun = eobrun;
     return 0;
 }

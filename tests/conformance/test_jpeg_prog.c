@@ -298,6 +298,48 @@ static const int sizes[][2] = {{1, 1}, {8, 8}, {9, 17}, {31, 33}, {67, 45}, {203
 static const int restarts[] = {0, 1, 5, -1};
 static const int qualities[] = {30, 75, 90, 100};
 
+/* A hand-made progressive 8x8 gray JPEG: DC, AC 1..63 at Al 1 (one
+ * coefficient), then a refinement scan that places one new coefficient
+ * with a symbol of the given size, coded as a decoder that reads `size`
+ * value bits would read it (1 bit for size 1, 2 for size 2), then corrects
+ * the old one and ends the band. Encoders only write size 1; for size 2
+ * libjpeg warns and reads one bit, so only a decoder that reads 2 bits
+ * stays in step to the scan's end. Returns the length (data: 256 bytes). */
+static size_t refine_size_file(int size, uint8_t *data)
+{
+    static const uint8_t head[] = {
+        0xFF, 0xD8,                                                       /* SOI */
+        0xFF, 0xC2, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,   /* SOF2 */
+        0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,   /* DC: '0' = 0 */
+        0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x7F, /* DC scan: diff 0 */
+        0xFF, 0xC4, 0x00, 0x15, 0x10, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x01, 0x00,
+        0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3F, 0x01,       /* AC 1..63, Al 1 */
+        0x6F,                                                             /* '0' '1' (+1 at k 1), EOB '10' */
+    };
+    size_t n = 0;
+
+    memcpy(data, head, sizeof head);
+    n = sizeof head;
+    /* The quantization table after SOI: all ones. */
+    memmove(data + 2 + 69, data + 2, n - 2);
+    memcpy(data + 2, (const uint8_t[]){0xFF, 0xDB, 0x00, 0x43, 0x00}, 5);
+    memset(data + 7, 1, 64);
+    n += 69;
+    {
+        const uint8_t tail[] = {
+            0xFF, 0xC4, 0x00, 0x15, 0x11, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint8_t)size, 0x00,
+            0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x01, 0x01, 0x3F, 0x10,   /* refine 1..63, Ah 1, Al 0 */
+            /* '0', the value bits ('1' or '11'), the correction of k 1 ('0'), EOB '10' */
+            size == 1 ? 0x57 : 0x6B,
+            0xFF, 0xD9,
+        };
+
+        memcpy(data + n, tail, sizeof tail);
+        n += sizeof tail;
+    }
+    return n;
+}
+
 static int run_files(void)
 {
     unsigned n = 0;
@@ -324,6 +366,19 @@ static int run_files(void)
                 free(jpg);
             }
         }
+    }
+    /* A new coefficient of size 2 in a refinement scan: declined (libjpeg
+     * warns and reads one bit); the same file with size 1 is clean. */
+    for (int size = 1; size <= 2; size++) {
+        uint8_t data[256];
+        size_t len = refine_size_file(size, data);
+        char what[64];
+        unsigned long fast;
+
+        snprintf(what, sizeof what, "refinement symbol of size %d", size);
+        fast = compare(what, data, len);
+        CHECK(fast == (size == 1 ? 6u : 0u), "%s: the fast path decoded %lu of 6", what, fast);
+        n++;
     }
     printf("%u files compared\n", n);
     return test_finish("jpeg_prog_files");
