@@ -26,9 +26,8 @@
  *   scan-parameter checks). Speed: a 64-bit bit buffer refilled up to 7
  *   bytes at a time when no 0xFF is near, a 10-bit Huffman lookup table
  *   (for AC codes, a second one that gives a coefficient's run and value,
- *   extra bits included, in one lookup; in refinement scans, a new
- *   coefficient's sign is its one extra bit), AC scans decoded a block row
- *   per call with the reader's state in registers, and in refinement scans a
+ *   extra bits included, in one lookup), AC scans decoded a block row per
+ *   call with the reader's state in registers, and in refinement scans a
  *   per-block mask of the nonzero coefficients: the correction bits of all
  *   the nonzero coefficients up to the next zero (or the end of the band)
  *   are read as one word and put in place by one deposit, the new

@@ -9,10 +9,10 @@
  *                            highest of m; 0 when m has at most r bits
  *
  * nblocks blocks of a refinement scan, in a row (one at a time where
- * restart markers may come between them); in each: the symbols place new coefficients of
- * +-p1 at zero positions, and every coefficient that was nonzero before
- * this scan and that the decoder passes gets a correction bit (libjpeg's
- * decode_mcu_AC_refine). The masks are in zigzag order with position k at
+ * restart markers may come between them). In each block the symbols place
+ * new coefficients of +-p1 at zero positions, and every coefficient that
+ * was nonzero before this scan and that the decoder passes gets a
+ * correction bit (libjpeg's decode_mcu_AC_refine). The masks are in zigzag order with position k at
  * bit 63 - k (ZZ_BIT), so that the correction bits, read first bit first,
  * land by one deposit (pdep) on the positions they belong to: the first
  * bit read is the most significant of the word and goes to the highest
@@ -26,7 +26,7 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
 {
     struct bits br = sc->br, *b = &br;
     const struct huff *h = sc->huff[0];
-    int Ss = sc->Ss, Se = sc->Se, Al = sc->Al, p1 = 1 << Al;
+    int Ss = sc->Ss, Se = sc->Se, p1 = 1 << sc->Al;
     uint64_t band = ~0ull << (63 - Se);
     unsigned eobrun = sc->eobrun;
     uint32_t i;
@@ -38,35 +38,20 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
 
         if (eobrun == 0) {
             for (; k <= Se; k++) {
-                int r, v = 0, p, n;
-                int32_t fe;
+                int r, t = next_symbol(b, h, &r), v = 0, p, n;
                 uint64_t zeros, skipped;
 
-                if (b->n < 32)
-                    refill(b);
-                fe = h->fast_ac[b->buf >> (64 - LUT_BITS)];
-                if (fe) {   /* a new coefficient: code and sign bit in one lookup */
-                    if (fe >> 16 != 1 && fe >> 16 != -1)
-                        return DECLINE;   /* size above 1: libjpeg's JWRN_HUFF_BAD_CODE */
-                    b->buf <<= fe & 0xFF;
-                    b->n -= fe & 0xFF;
-                    r = (fe >> 8) & 0xFF;
-                    v = (int)((unsigned)(fe >> 16) << Al);   /* +-p1 */
-                } else {
-                    int t = next_symbol(b, h, &r);
-
-                    if (t < 0)
-                        return DECLINE;
-                    if (t) {
-                        if (t != 1)
-                            return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
-                        v = get_bits(b, 1) ? p1 : -p1;
-                    } else if (r != 15) {
-                        eobrun = 1u << r;
-                        if (r)
-                            eobrun += get_bits(b, r);
-                        break;
-                    }
+                if (t < 0)
+                    return DECLINE;
+                if (t) {
+                    if (t != 1)
+                        return DECLINE;   /* libjpeg: JWRN_HUFF_BAD_CODE */
+                    v = get_bits(b, 1) ? p1 : -p1;
+                } else if (r != 15) {
+                    eobrun = 1u << r;
+                    if (r)
+                        eobrun += get_bits(b, r);
+                    break;
                 }
                 /* Skip r zero coefficients (correcting the nonzero ones on
                  * the way) and stop at the next zero: the new coefficient,
@@ -78,11 +63,13 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
                 p = __builtin_clzll(zeros);
                 skipped = nz & (~0ull >> k) & ~(~0ull >> p);
                 /* Their correction bits, without a branch on whether there
-                 * are any (a deposit onto no bits is 0). */
+                 * are any (a deposit onto no bits is 0). The buffer holds
+                 * at least 15 bits here (next_symbol leaves 16 or more),
+                 * so n == 0 never takes the get_bits_long path. */
                 n = REFINE_POPCOUNT(skipped);
-                if (n > b->n - 1)
+                if (n >= b->n) {
                     corr |= REFINE_DEPOSIT(get_bits_long(b, n), skipped);
-                else {
+                } else {
                     corr |= REFINE_DEPOSIT(b->buf >> ((64 - n) & 63), skipped);
                     b->buf <<= n;
                     b->n -= n;

@@ -300,12 +300,12 @@ static const int qualities[] = {30, 75, 90, 100};
 
 /* A hand-made progressive 8x8 gray JPEG: DC, AC 1..63 at Al 1 (one
  * coefficient), then a refinement scan that places one new coefficient
- * with a symbol of the given size, coded as a decoder that reads `size`
- * value bits would read it (1 bit for size 1, 2 for size 2), then corrects
- * the old one and ends the band. Encoders only write size 1; for size 2
- * libjpeg warns and reads one bit, so only a decoder that reads 2 bits
- * stays in step to the scan's end. Returns the length (data: 256 bytes). */
-static size_t refine_size_file(int size, uint8_t *data)
+ * with a symbol of the given size, followed by `bits` value bits, then
+ * corrects the old coefficient and ends the band. Encoders only write size
+ * 1 with 1 bit. For size 2 libjpeg warns and reads one bit: with bits 1 it
+ * stays in step (the only difference is the warning), with bits 2 only a
+ * decoder that reads 2 bits does. Returns the length (data: 256 bytes). */
+static size_t refine_size_file(int size, int bits, uint8_t *data)
 {
     static const uint8_t head[] = {
         0xFF, 0xD8,                                                       /* SOI */
@@ -330,7 +330,7 @@ static size_t refine_size_file(int size, uint8_t *data)
             0xFF, 0xC4, 0x00, 0x15, 0x11, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint8_t)size, 0x00,
             0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x01, 0x01, 0x3F, 0x10,   /* refine 1..63, Ah 1, Al 0 */
             /* '0', the value bits ('1' or '11'), the correction of k 1 ('0'), EOB '10' */
-            size == 1 ? 0x57 : 0x6B,
+            bits == 1 ? 0x57 : 0x6B,
             0xFF, 0xD9,
         };
 
@@ -368,14 +368,16 @@ static int run_files(void)
         }
     }
     /* A new coefficient of size 2 in a refinement scan: declined (libjpeg
-     * warns and reads one bit); the same file with size 1 is clean. */
-    for (int size = 1; size <= 2; size++) {
+     * warns and reads one bit), whether 1 or 2 bits follow; the same file
+     * with size 1 is clean. */
+    for (int v = 0; v < 3; v++) {
+        int size = v == 0 ? 1 : 2, bits = v == 2 ? 2 : 1;
         uint8_t data[256];
-        size_t len = refine_size_file(size, data);
+        size_t len = refine_size_file(size, bits, data);
         char what[64];
         unsigned long fast;
 
-        snprintf(what, sizeof what, "refinement symbol of size %d", size);
+        snprintf(what, sizeof what, "refinement symbol of size %d with %d bit(s)", size, bits);
         fast = compare(what, data, len);
         CHECK(fast == (size == 1 ? 6u : 0u), "%s: the fast path decoded %lu of 6", what, fast);
         n++;
