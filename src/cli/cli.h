@@ -71,8 +71,9 @@ struct cli_walk {
     dev_t skip_dev;          /* a directory never entered (OUTDIR), when have_skip */
     ino_t skip_ino;
     int have_skip;
-    /* Called for each image file (by magic bytes), in name order, depth first.
-     * path: as opened; rel: relative to the directory input ("sub/x.png"). */
+    /* Called for each image file (by magic bytes) and each entry that cannot
+     * be opened (its task then fails with the reason), in name order, depth
+     * first. path: as opened; rel: relative to the directory input ("sub/x.png"). */
     void (*add)(void *ctx, const char *path, const char *rel);
     void *ctx;
 };
@@ -97,6 +98,8 @@ char *cli_output_name(const struct cli_naming *nm, const char *in_path, const ch
                       enum ip_format in_fmt, const char **why);
 /* Format of a file by its first bytes; IP_FORMAT_UNKNOWN if unreadable or not an image. */
 enum ip_format cli_sniff(const char *path);
+/* The same, with *err the errno when the file cannot be opened (else 0). */
+enum ip_format cli_sniff_err(const char *path, int *err);
 /* path with "." components, empty components and a leading "/" removed
  * (malloc'd); ".." components are kept (an output pattern with {dir} then
  * refuses the input). */

@@ -30,13 +30,14 @@ void cli_naming_init(struct cli_naming *nm, const struct cli_options *o)
     nm->forced = o->forced_format;
 }
 
-enum ip_format cli_sniff(const char *path)
+enum ip_format cli_sniff_err(const char *path, int *err)
 {
     uint8_t head[64];
     ssize_t n;
     int fd = open(path, O_RDONLY | O_CLOEXEC | O_NONBLOCK | O_NOCTTY);
     struct stat st;
 
+    *err = fd < 0 ? errno : 0;
     if (fd < 0)
         return IP_FORMAT_UNKNOWN;
     if (fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
@@ -46,6 +47,13 @@ enum ip_format cli_sniff(const char *path)
     n = read(fd, head, sizeof head);
     close(fd);
     return n > 0 ? ip_format_detect(head, (size_t)n) : IP_FORMAT_UNKNOWN;
+}
+
+enum ip_format cli_sniff(const char *path)
+{
+    int err;
+
+    return cli_sniff_err(path, &err);
 }
 
 uint64_t cli_fnv1a64(const char *s)

@@ -2,13 +2,15 @@
  *
  * DESIGN: depth first, each directory's entries in name order (files and
  * subdirectories interleaved), so the order is the same on every machine.
- * An entry is an image when its first bytes say so (cli_sniff). Symbolic
- * links to files are read like files; symbolic links to directories are
- * entered only with --follow-symlinks (a directory named on the command
- * line is always entered). Loops are detected by the (device, inode) of
- * the directories on the current path, so a link to an ancestor is reported
- * and not followed. OUTDIR is never entered (outputs are not inputs). A
- * directory that cannot be read gets one error line and the walk goes on.
+ * An entry is an image when its first bytes say so (cli_sniff); one that
+ * cannot be opened is passed on too, so that it fails with its reason.
+ * Symbolic links to files are read like files; symbolic links to
+ * directories are entered only with --follow-symlinks (a directory named
+ * on the command line is always entered). Loops are detected by the
+ * (device, inode) of the directories on the current path, so a link to an
+ * ancestor is reported and not followed. OUTDIR is never entered (outputs
+ * are not inputs). A directory that cannot be read gets one error line and
+ * the walk goes on.
  * Runs in the main thread before the pipeline starts; memory is one
  * directory's names per level of the path. */
 #include <dirent.h>
@@ -132,8 +134,18 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
                     else if (!a)
                         errors += walk(w, path, sub, &self);
                 }
-            } else if (cli_sniff(path) != IP_FORMAT_UNKNOWN) {
-                w->add(w->ctx, path, sub);
+            } else {
+                /* An image by its magic bytes is a task. So is an entry that
+                 * cannot be opened (a dangling link, a link loop, no
+                 * permission): its task fails with the reason, as a named
+                 * INPUT would. Other files (not an image, empty, not a
+                 * regular file) are left out. */
+                struct stat tst;
+                int err = 0;
+
+                if (stat(path, &tst) != 0 ||
+                    (S_ISREG(tst.st_mode) && (cli_sniff_err(path, &err) != IP_FORMAT_UNKNOWN || err)))
+                    w->add(w->ctx, path, sub);
             }
         }
         free(sub);

@@ -4,6 +4,7 @@ line per bad file, no output for them, every good output present and correct.
 
 usage: test_bad_files.py IMGPAR SAMPLES CONFORMANCE
 """
+import json
 import os
 import re
 import shutil
@@ -97,7 +98,9 @@ def check_mixed_batch(env):
 
 
 def check_bad_in_directory(env):
-    """Inside a directory, truncated images (right magic) fail, non-images are skipped."""
+    """Inside a directory, truncated images (right magic) fail, and so do
+    entries that cannot be opened (a dangling link, a link loop), with the
+    reason a named INPUT gets; non-images, empty files and FIFOs are skipped."""
     d = env.fresh_dir("dir")
     for n in GOOD:
         shutil.copy(env.sample(n), d)
@@ -107,11 +110,29 @@ def check_bad_in_directory(env):
         f.write(png[: len(png) // 3])
     with open(os.path.join(d, "a-empty.png"), "wb") as f:
         pass  # zero bytes: no magic, skipped silently
-    out = env.fresh_dir("out")
-    r = env.run(d, out)
-    expect_rc(r, 1)
-    parse_error_lines(r, [os.path.join(d, "b-cut.png")])
-    check(listdir(out) == sorted(GOOD), "outputs %s, expected %s" % (listdir(out), sorted(GOOD)))
+    with open(os.path.join(d, "f-notes.txt"), "w") as f:
+        f.write("not an image\n")
+    os.symlink("/nonexistent/imgpar-test.png", os.path.join(d, "c-dangling.png"))
+    os.symlink("d-loop", os.path.join(d, "d-loop"))
+    os.mkfifo(os.path.join(d, "e-fifo.png"))
+    reasons = {os.path.join(d, "b-cut.png"): "truncated PNG data",
+               os.path.join(d, "c-dangling.png"): "No such file or directory",
+               os.path.join(d, "d-loop"): "Too many levels of symbolic links"}
+    for opts in ([], ["--procs", "-j", "2"]):
+        out = env.fresh_dir("out")
+        rep = os.path.join(env.tmp, "dir-report.jsonl")
+        r = env.run(*opts, "--report", rep, d, out)
+        expect_rc(r, 1)
+        parse_error_lines(r, list(reasons))
+        for path, why in reasons.items():
+            check("imgpar: %s: %s" % (path, why) in r.err, "%s: no '%s' line\n%s" % (path, why, r.describe()))
+        check(listdir(out) == sorted(GOOD), "%s: outputs %s, expected %s" % (opts, listdir(out), sorted(GOOD)))
+        with open(rep) as f:
+            recs = [json.loads(line) for line in f]
+        failed = sorted(rec["path"] for rec in recs if rec["status"] == "failed")
+        check(failed == sorted(reasons), "%s: failed records %s, expected %s" % (opts, failed, sorted(reasons)))
+        check(len(recs) == len(GOOD) + len(reasons), "%s: %d records, expected one per image and per bad entry"
+              % (opts, len(recs)))
 
 
 def check_only_bad(env):
