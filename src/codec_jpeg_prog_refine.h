@@ -12,14 +12,40 @@
  * restart markers may come between them). In each block the symbols place
  * new coefficients of +-p1 at zero positions, and every coefficient that
  * was nonzero before this scan and that the decoder passes gets a
- * correction bit (libjpeg's decode_mcu_AC_refine). The masks are in zigzag order with position k at
- * bit 63 - k (ZZ_BIT), so that the correction bits, read first bit first,
- * land by one deposit (pdep) on the positions they belong to: the first
- * bit read is the most significant of the word and goes to the highest
- * set bit of the mask, which is the lowest position. The corrections are
- * collected over the block and applied at its end: they touch only
- * coefficients that were nonzero before the scan, the new ones only
- * positions that were zero, so the order does not matter. */
+ * correction bit (libjpeg's decode_mcu_AC_refine). The masks are in
+ * zigzag order with position k at bit 63 - k (ZZ_BIT), so that the
+ * correction bits, read first bit first, land by one deposit (pdep) on the
+ * positions they belong to: the first bit read is the most significant of
+ * the word and goes to the highest set bit of the mask, which is the lowest
+ * position. The corrections are collected over the block and applied at
+ * its end: they touch only coefficients that were nonzero before the scan,
+ * the new ones only positions that were zero, so the order does not
+ * matter. */
+
+#define REFINE_CAT2(a, b) a##b
+#define REFINE_CAT(a, b) REFINE_CAT2(a, b)
+#define REFINE_TAKE REFINE_CAT(REFINE_NAME, _take)
+
+/* The correction bits of the coefficients in mask m, deposited on their
+ * positions (0 when m is empty). When the buffer holds them, without a
+ * branch on whether there are any: a deposit onto no bits is 0. */
+REFINE_TARGET
+static inline uint64_t REFINE_TAKE(struct bits *b, uint64_t m)
+{
+    int n = REFINE_POPCOUNT(m);
+    uint64_t w;
+
+    if (n < b->n) {
+        w = b->buf >> ((64 - n) & 63);
+        b->buf <<= n;
+        b->n -= n;
+    } else {
+        if (n == 0)
+            return 0;   /* and the buffer is empty: nothing to read */
+        w = get_bits_long(b, n);
+    }
+    return REFINE_DEPOSIT(w, m);
+}
 
 REFINE_TARGET
 static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_t nblocks)
@@ -38,7 +64,7 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
 
         if (eobrun == 0) {
             for (; k <= Se; k++) {
-                int r, t = next_symbol(b, h, &r), v = 0, p, n;
+                int r, t = next_symbol(b, h, &r), v = 0, p;
                 uint64_t zeros, skipped;
 
                 if (t < 0)
@@ -62,18 +88,7 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
                     return DECLINE;   /* past the band: libjpeg writes position 63 or drops it */
                 p = __builtin_clzll(zeros);
                 skipped = nz & (~0ull >> k) & ~(~0ull >> p);
-                /* Their correction bits, without a branch on whether there
-                 * are any (a deposit onto no bits is 0). The buffer holds
-                 * at least 15 bits here (next_symbol leaves 16 or more),
-                 * so n == 0 never takes the get_bits_long path. */
-                n = REFINE_POPCOUNT(skipped);
-                if (n >= b->n) {
-                    corr |= REFINE_DEPOSIT(get_bits_long(b, n), skipped);
-                } else {
-                    corr |= REFINE_DEPOSIT(b->buf >> ((64 - n) & 63), skipped);
-                    b->buf <<= n;
-                    b->n -= n;
-                }
+                corr |= REFINE_TAKE(b, skipped);
                 if (v) {
                     blk[zz_natural[p]] = (JCOEF)v;
                     nz |= ZZ_BIT(p);
@@ -85,8 +100,8 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
             if (k <= Se) {
                 uint64_t rest = nz & (~0ull >> k) & band;
 
-                if (rest)
-                    corr |= REFINE_DEPOSIT(get_bits_long(b, REFINE_POPCOUNT(rest)), rest);
+                if (rest)   /* often empty: testing first measured ~1% faster */
+                    corr |= REFINE_TAKE(b, rest);
             }
             eobrun--;
         }
@@ -106,3 +121,7 @@ static int REFINE_NAME(struct scan *sc, JBLOCKROW blocks, uint64_t *nzs, uint32_
     sc->eobrun = eobrun;
     return 0;
 }
+
+#undef REFINE_TAKE
+#undef REFINE_CAT
+#undef REFINE_CAT2
