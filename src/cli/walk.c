@@ -112,13 +112,16 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
             cli_msg(path, "%s", strerror(errno));
             errors++;
         } else {
-            int is_link = S_ISLNK(lst.st_mode);
-            int is_dir = S_ISDIR(lst.st_mode);
-            if (is_link && stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-                is_dir = 1;
-                lst = st;
+            int is_link = S_ISLNK(lst.st_mode), dangling = 0;
+
+            /* A link stands for its target from here on, if it has one. */
+            if (is_link) {
+                if (stat(path, &st) == 0)
+                    lst = st;
+                else
+                    dangling = 1;   /* or a loop of links */
             }
-            if (is_dir) {
+            if (S_ISDIR(lst.st_mode)) {
                 const struct ancestor *a;
                 if (!w->recursive || (is_link && !w->follow_symlinks)) {
                     /* not entered: not recursive, or a symlinked directory */
@@ -140,11 +143,10 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
                  * permission): its task fails with the reason, as a named
                  * INPUT would. Other files (not an image, empty, not a
                  * regular file) are left out. */
-                struct stat tst;
                 int err = 0;
 
-                if (stat(path, &tst) != 0 ||
-                    (S_ISREG(tst.st_mode) && (cli_sniff_err(path, &err) != IP_FORMAT_UNKNOWN || err)))
+                if (dangling ||
+                    (S_ISREG(lst.st_mode) && (cli_sniff_err(path, &err) != IP_FORMAT_UNKNOWN || err)))
                     w->add(w->ctx, path, sub);
             }
         }
