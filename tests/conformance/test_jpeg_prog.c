@@ -307,8 +307,8 @@ static const int qualities[] = {30, 75, 90, 100};
  * decoder that reads 2 bits does. Returns the length (data: 256 bytes). */
 static size_t refine_size_file(int size, int bits, uint8_t *data)
 {
-    static const uint8_t head[] = {
-        0xFF, 0xD8,                                                       /* SOI */
+    static const uint8_t soi_dqt[] = {0xFF, 0xD8, 0xFF, 0xDB, 0x00, 0x43, 0x00};   /* then 64 ones */
+    static const uint8_t first[] = {
         0xFF, 0xC2, 0x00, 0x0B, 0x08, 0x00, 0x08, 0x00, 0x08, 0x01, 0x01, 0x11, 0x00,   /* SOF2 */
         0xFF, 0xC4, 0x00, 0x14, 0x00, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x00,   /* DC: '0' = 0 */
         0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x00, 0x00, 0x00, 0x7F, /* DC scan: diff 0 */
@@ -316,27 +316,23 @@ static size_t refine_size_file(int size, int bits, uint8_t *data)
         0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x00, 0x01, 0x3F, 0x01,       /* AC 1..63, Al 1 */
         0x6F,                                                             /* '0' '1' (+1 at k 1), EOB '10' */
     };
+    const uint8_t refine[] = {
+        0xFF, 0xC4, 0x00, 0x15, 0x11, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint8_t)size, 0x00,
+        0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x01, 0x01, 0x3F, 0x10,   /* refine 1..63, Ah 1, Al 0 */
+        /* '0', the value bits ('1' or '11'), the correction of k 1 ('0'), EOB '10' */
+        bits == 1 ? 0x57 : 0x6B,
+        0xFF, 0xD9,
+    };
     size_t n = 0;
 
-    memcpy(data, head, sizeof head);
-    n = sizeof head;
-    /* The quantization table after SOI: all ones. */
-    memmove(data + 2 + 69, data + 2, n - 2);
-    memcpy(data + 2, (const uint8_t[]){0xFF, 0xDB, 0x00, 0x43, 0x00}, 5);
-    memset(data + 7, 1, 64);
-    n += 69;
-    {
-        const uint8_t tail[] = {
-            0xFF, 0xC4, 0x00, 0x15, 0x11, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, (uint8_t)size, 0x00,
-            0xFF, 0xDA, 0x00, 0x08, 0x01, 0x01, 0x01, 0x01, 0x3F, 0x10,   /* refine 1..63, Ah 1, Al 0 */
-            /* '0', the value bits ('1' or '11'), the correction of k 1 ('0'), EOB '10' */
-            bits == 1 ? 0x57 : 0x6B,
-            0xFF, 0xD9,
-        };
-
-        memcpy(data + n, tail, sizeof tail);
-        n += sizeof tail;
-    }
+    memcpy(data + n, soi_dqt, sizeof soi_dqt);
+    n += sizeof soi_dqt;
+    memset(data + n, 1, 64);
+    n += 64;
+    memcpy(data + n, first, sizeof first);
+    n += sizeof first;
+    memcpy(data + n, refine, sizeof refine);
+    n += sizeof refine;
     return n;
 }
 
