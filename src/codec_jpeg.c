@@ -246,13 +246,6 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         cinfo->output_width != dst->width || cinfo->output_height < end)
         return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
 
-    /* Rows far above the wanted ones are skipped (entropy-decoded only);
-     * the last two MCU rows before them are decoded, as upsampling context. */
-    if (skip > 2 * (uint32_t)cinfo->max_v_samp_factor * DCTSIZE) {
-        JDIMENSION n = skip - 2 * (JDIMENSION)cinfo->max_v_samp_factor * DCTSIZE;
-        if (jpeg_skip_scanlines(cinfo, n) != n)
-            return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", cinfo->output_scanline);
-    }
     while (cinfo->output_scanline < end) {
         uint32_t y = cinfo->output_scanline;
         uint8_t *out = y < skip ? NULL : dst->pixels + (size_t)(y - skip) * dst->stride;

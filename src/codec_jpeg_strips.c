@@ -169,15 +169,21 @@ int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, 
  * segment decodes on its own: the DC predictors reset at every RSTn. A
  * strip of segments is decoded as a JPEG of its own: the file's headers
  * with the strip's height in SOF, its SOS, the segments with their RST
- * markers renumbered from RST0 (libjpeg expects RST0 first), and EOI. Fancy
- * chroma upsampling reads one chroma row above and below, so a colour strip
- * decodes one segment more on each side (when there is one) and keeps only
- * its own rows: every kept row then sees what it sees in a whole-image
- * decode, and the pixels are identical. The strip layout depends only on
- * the file. Anything unusual (progressive or arithmetic coding, several
- * scans, CMYK, no restart interval or one that does not end MCU rows, RST
- * markers missing or out of order, no EOI, under IP_PNG_STRIP_MIN bytes
- * decoded) gets no plan and is decoded whole, which also gives corrupt and
+ * markers renumbered from RST0 (libjpeg expects RST0 first), and EOI.
+ * Fancy chroma upsampling (h2v2, h1v2) makes output row 2c from chroma rows
+ * c and c - 1, and row 2c + 1 from c and c + 1. A strip starts on an even
+ * row, so only its first row needs the chroma row above it, and its last
+ * row the one below. So a colour strip also takes the segment below it
+ * (when there is one; libjpeg stops after that segment's first MCU row),
+ * and writes its rows but the first, plus the first row of the next strip,
+ * which it decodes with both neighbours in place; strip 0 writes row 0 too,
+ * which has no row above in a whole decode either. Every row is written by
+ * one strip exactly as a whole-image decode makes it, and no strip decodes
+ * the segment above its own. The strip layout depends only on the file.
+ * Anything unusual (progressive or arithmetic coding, several scans, CMYK,
+ * no restart interval or one that does not end MCU rows, RST markers
+ * missing or out of order, no EOI, under IP_PNG_STRIP_MIN bytes decoded)
+ * gets no plan and is decoded whole, which also gives corrupt and
  * truncated files their usual errors; a strip that fails makes the caller
  * decode the file whole for the same reason. */
 struct ip__jpeg_plan {
@@ -192,7 +198,7 @@ struct ip__jpeg_plan {
     size_t *seg_start, *seg_end;   /* entropy bytes of segment i (RST excluded) */
     uint32_t strip_segs;     /* segments per strip */
     uint32_t nstrips;
-    int overlap;             /* decode one more segment on each side */
+    int overlap;             /* colour: a strip's first row is written by the strip above */
 };
 
 #define DECODE_STRIP_TARGET (4u << 20)
@@ -345,8 +351,8 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
     if (!pl->seg_start || !pl->seg_end || plan_segments(pl) != 0)
         goto no;
     /* About DECODE_STRIP_TARGET bytes of output per strip, and at least 4
-     * segments once there are 16 strips or more, since each strip also
-     * entropy-decodes the segment above it. */
+     * segments once there are 16 strips or more, since each colour strip
+     * also decodes the first MCU row below it. */
     target = IP_PNG_STRIP_MIN / 4 < DECODE_STRIP_TARGET ? IP_PNG_STRIP_MIN / 4 : DECODE_STRIP_TARGET;
     pl->strip_segs = (uint32_t)((target / row + pl->seg_px - 1) / pl->seg_px);
     if (pl->strip_segs < pl->nseg / 16 && pl->strip_segs < 4)
@@ -354,8 +360,8 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
     if (pl->strip_segs < 1)
         pl->strip_segs = 1;
     pl->nstrips = (pl->nseg + pl->strip_segs - 1) / pl->strip_segs;
-    /* Chroma upsampling reads rows of the neighbouring segments, also
-     * when the output is the gray of the colour. */
+    /* Chroma upsampling reads rows of the neighbouring strips, also when
+     * the output is the gray of the colour. */
     pl->overlap = components > 1 && (pl->shape.channels > 1 || pl->opts.gray);
     if (pl->nstrips < 2)
         goto no;
@@ -378,8 +384,8 @@ struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl)
 int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struct ip_image *img,
                          struct ip_error *err)
 {
-    uint32_t s0 = k * pl->strip_segs, s1 = s0 + pl->strip_segs, e0, e1;
-    uint32_t y0, y1, ye0, ye1;
+    uint32_t s0 = k * pl->strip_segs, s1 = s0 + pl->strip_segs, e1;
+    uint32_t y0, y1, ye1, first, last;
     struct ip_buf jpg = {0};
     struct ip_image view;
     size_t need;
@@ -390,32 +396,34 @@ int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struc
         return ip_error_set(err, IP_EINVAL, "JPEG strip %u does not fit the image", k);
     if (s1 > pl->nseg)
         s1 = pl->nseg;
-    e0 = pl->overlap && s0 > 0 ? s0 - 1 : s0;
     e1 = pl->overlap && s1 < pl->nseg ? s1 + 1 : s1;
     y0 = s0 * pl->seg_px;
     y1 = s1 == pl->nseg ? pl->shape.height : s1 * pl->seg_px;
-    ye0 = e0 * pl->seg_px;
     ye1 = e1 == pl->nseg ? pl->shape.height : e1 * pl->seg_px;
+    /* Colour: rows [y0 + 1, y1 + 1), or from row 0 in strip 0 and to the
+     * image's end in the last strip. */
+    first = pl->overlap && k > 0 ? y0 + 1 : y0;
+    last = pl->overlap && s1 < pl->nseg ? y1 + 1 : y1;
 
-    need = pl->scan + (pl->seg_end[e1 - 1] - pl->seg_start[e0]) + 2;
+    need = pl->scan + (pl->seg_end[e1 - 1] - pl->seg_start[s0]) + 2;
     rc = ip__buf_reserve(&jpg, need, err);
     if (rc)
         return rc;
     memcpy(jpg.data, pl->data, pl->scan);
-    jpg.data[pl->sof_height] = (uint8_t)((ye1 - ye0) >> 8);
-    jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - ye0);
+    jpg.data[pl->sof_height] = (uint8_t)((ye1 - y0) >> 8);
+    jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - y0);
     jpg.len = pl->scan;
-    for (uint32_t i = e0; i < e1; i++) {
+    for (uint32_t i = s0; i < e1; i++) {
         size_t n = pl->seg_end[i] - pl->seg_start[i];
         memcpy(jpg.data + jpg.len, pl->data + pl->seg_start[i], n);
         jpg.len += n;
         jpg.data[jpg.len++] = 0xFF;
-        jpg.data[jpg.len++] = i + 1 < e1 ? (uint8_t)(0xD0 + ((i - e0) & 7)) : 0xD9;
+        jpg.data[jpg.len++] = i + 1 < e1 ? (uint8_t)(0xD0 + ((i - s0) & 7)) : 0xD9;
     }
     view = *img;
-    view.pixels = img->pixels + (size_t)y0 * img->stride;
-    view.height = y1 - y0;
-    rc = ip__jpeg_decode_rows(jpg.data, jpg.len, &pl->opts, y0 - ye0, &view, s1 == pl->nseg, err);
+    view.pixels = img->pixels + (size_t)first * img->stride;
+    view.height = last - first;
+    rc = ip__jpeg_decode_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, s1 == pl->nseg, err);
     ip_buf_free(&jpg);
     return rc;
 }
