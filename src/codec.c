@@ -170,8 +170,9 @@ static int png_precheck(const uint8_t *data, size_t len, const struct ip_decode_
     return ip_image_check(width, height, 1, &opts->limits, NULL, err);
 }
 
-int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-              struct ip_image *out, enum ip_format *format, struct ip_error *err)
+/* ip_decode; writable is NULL or data (ip__decode_owned). */
+static int decode_any(const uint8_t *data, uint8_t *writable, size_t len, const struct ip_decode_opts *opts,
+                      struct ip_image *out, enum ip_format *format, struct ip_error *err)
 {
     struct ip_decode_opts def;
     enum ip_format fmt;
@@ -205,7 +206,7 @@ int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts
         if (rc)
             break;
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
-                                             : ip__png_decode(data, len, opts, out, err);
+                                             : ip__png_decode(data, len, writable, opts, out, err);
         break;
     case IP_FORMAT_JPEG:
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
@@ -223,6 +224,18 @@ int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts
             ip_error_set(err, rc, "%s", ip_strerror(rc));
     }
     return rc;
+}
+
+int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+              struct ip_image *out, enum ip_format *format, struct ip_error *err)
+{
+    return decode_any(data, NULL, len, opts, out, format, err);
+}
+
+int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *out,
+                     enum ip_format *format, struct ip_error *err)
+{
+    return decode_any(data, data, len, opts, out, format, err);
 }
 
 int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,

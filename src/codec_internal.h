@@ -49,17 +49,28 @@ struct ip__switch {
 int ip__switch_get(struct ip__switch *s);
 void ip__switch_set(struct ip__switch *s, int mode);
 
-int ip__png_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+/* writable: NULL, or data itself when the caller lets the decoder
+ * rearrange it (its contents are then unspecified after a successful
+ * decode, and as given after a failed one). */
+int ip__png_decode(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
                    struct ip_image *out, struct ip_error *err);
+/* ip_decode of a buffer the caller owns and gives up: as ip_decode, but a
+ * PNG's IDAT data may be moved together in place instead of being copied
+ * (the buffer's contents are unspecified afterwards). */
+int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *out,
+                     enum ip_format *format, struct ip_error *err);
 /* codec_png_fast.c: fast decoding of the common PNG layouts (strict
  * inflate, SIMD unfilter). Returns 0 (decoded, same bytes as the libpng
  * path), 1 (not handled: *out zeroed, err untouched; use libpng) or a
  * negative code from ip__pixels_alloc. ip__png_fast_set_enabled: 0 makes
  * it decline everything, 1 is normal, 2 avoids instructions beyond SSE2
  * (for tests; IMGPAR_PNG_FAST=0 in the environment starts it at 0). */
-int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
                         struct ip_image *out, struct ip_error *err);
 void ip__png_fast_set_enabled(int enabled);
+/* Inflated size above which the fast path declines what would need
+ * image-sized scratch (default 256 MiB; tests lower it). */
+extern size_t ip__png_fast_max;
 
 /* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images).
  * ws, when not NULL, is ws_len bytes the caller no longer needs: the

@@ -15,8 +15,10 @@
  *   (libpng's chunk-size limits too) and CRC up to IEND, PLTE/tRNS rules,
  *   consecutive non-empty IDATs, no unknown critical chunk. Data after IEND
  *   is ignored, as libpng never reads it.
- * - Inflate: the IDAT payloads (concatenated into a scratch buffer unless
- *   there is only one) are inflated by inflate_strict into a buffer of
+ * - Inflate: the IDAT payloads (when there are several: moved together in
+ *   place if the caller passes its buffer as writable, as the pipeline's
+ *   loader does, else concatenated into a scratch buffer) are inflated by
+ *   inflate_strict into a buffer of
  *   exactly height * (1 + rowbytes) bytes; the stream must end exactly
  *   there, at the end of the last IDAT, with a valid Adler-32. It is an
  *   inflater of its own, not libdeflate's: libdeflate accepts streams that
@@ -46,11 +48,17 @@
  *   thread exits; buffers above SCRATCH_KEEP_MAX are freed after each call
  *   instead.
  * - Memory: 8-bit direct colour needs nothing image-sized besides the
- *   output (and the IDAT data gathered when it spans chunks); palette and
- *   16-bit images hold the whole inflated image besides the output. Images
- *   whose inflated data exceeds FAST_MAX_BYTES go to libpng (one row at a
- *   time), as do headers whose IDAT data is too small to inflate to the
- *   image (nothing image-sized is allocated for them).
+ *   output (and the IDAT data gathered when it spans chunks and the buffer
+ *   is not writable); palette and 16-bit images hold the whole inflated
+ *   image besides the output. When that extra memory would be needed for
+ *   an image whose inflated data exceeds ip__png_fast_max (256 MiB), libpng
+ *   decodes it (one row at a time); so does a header whose IDAT data is
+ *   too small to inflate to the image (nothing image-sized is allocated
+ *   for it). A 20000x20000 RGB PNG read by the pipeline takes the fast path.
+ * - Compacting in place: the 12 bytes between payloads are saved first, and
+ *   put back (payloads moved up again) whenever the fast path does not
+ *   finish, so libpng then reads the file as it was. After a successful
+ *   decode the caller's buffer is left rearranged.
  * - IMGPAR_PNG_FAST=0 in the environment (read once) disables the fast
  *   path; tests switch it with ip__png_fast_set_enabled. */
 #include <pthread.h>
@@ -84,9 +92,11 @@
 /* Scratch buffers up to this size stay with the thread between calls. */
 #define SCRATCH_KEEP_MAX ((size_t)64 << 20)
 
-/* Larger images are left to libpng, which needs one row of memory where
- * the fast path needs the whole inflated image besides the output. */
-#define FAST_MAX_BYTES ((size_t)256 << 20)
+/* Images whose inflated data is larger are left to libpng when the fast
+ * path would need image-sized memory besides the output (libpng needs a
+ * row): the palette and 16-bit cases, and IDAT data gathered from several
+ * chunks into scratch. A variable so that tests can lower it. */
+size_t ip__png_fast_max = (size_t)256 << 20;
 
 /* Deflate's best case: a 258-byte match in two 1-bit codewords. */
 #define DEFLATE_MAX_RATIO 1032
@@ -377,6 +387,54 @@ static void gather_idat(const uint8_t *data, const struct png_head *h, uint8_t *
         memcpy(dst, data + pos + 8, length);
         dst += length;
         pos += 12 + (size_t)length;
+    }
+}
+
+/* In a buffer the caller lets us rearrange: moves the payloads of the
+ * consecutive IDAT chunks down so that they follow the first one's, which
+ * stays in place. The 12 bytes between two payloads (CRC, length, name)
+ * are saved in gaps first, 12 per chunk after the first. Each move writes
+ * below the next chunk's header, so the walk reads every header intact.
+ * The stream then ends 12 bytes per chunk (and a CRC and IEND) before the
+ * old end of the data: STREAM_PAD readable bytes are still there. */
+static void compact_idat(uint8_t *data, const struct png_head *h, uint8_t *gaps)
+{
+    size_t pos = h->first_idat, dst = pos + 8;
+    unsigned i;
+
+    for (i = 0; i < h->idat_chunks; i++) {
+        uint32_t length = be32(data + pos);
+
+        if (i > 0) {
+            memcpy(gaps + 12 * (size_t)(i - 1), data + pos - 4, 12);
+            memmove(data + dst, data + pos + 8, length);
+        }
+        dst += length;
+        pos += 12 + (size_t)length;
+    }
+}
+
+/* Undoes compact_idat, last chunk first: each payload moves back up
+ * (over the places of those already restored) and its gap returns in
+ * front of it. The lengths come from the first header and the gaps. */
+static void restore_idat(uint8_t *data, const struct png_head *h, const uint8_t *gaps)
+{
+    size_t first = h->first_idat + 8, at = first, dst = first;
+    unsigned i;
+
+    for (i = 1; i < h->idat_chunks; i++) {   /* where the last payload was, and is */
+        size_t prev = i == 1 ? be32(data + h->first_idat) : be32(gaps + 12 * (size_t)(i - 2) + 4);
+        at += prev + 12;
+        dst += prev;
+    }
+    for (i = h->idat_chunks - 1; i > 0; i--) {
+        size_t length = be32(gaps + 12 * (size_t)(i - 1) + 4);
+        size_t prev = i == 1 ? be32(data + h->first_idat) : be32(gaps + 12 * (size_t)(i - 2) + 4);
+
+        memmove(data + at, data + dst, length);
+        memcpy(data + at - 12, gaps + 12 * (size_t)(i - 1), 12);
+        at -= prev + 12;
+        dst -= prev;
     }
 }
 
@@ -1313,13 +1371,63 @@ static void scale_16(const struct png_head *h, const uint8_t *rows, struct ip_im
 
 /* ---- entry point ---- */
 
-static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+/* Inflates the stream z and makes the image: 0, NOT_HANDLED, or a
+ * negative code from ip__pixels_alloc. */
+static int decode_stream(const struct png_head *h, const uint8_t *z, const struct ip_decode_opts *opts,
+                         struct ip_image *out, struct ip_error *err, struct scratch *s, int sse41)
+{
+    int rc;
+
+    if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
+        return NOT_HANDLED;
+    if (h->color_type != 3 && h->bit_depth == 8) {
+        /* Straight into the output: its buffer has rows of rowbytes + 1, the
+         * inflated rows are unfiltered in place and packed to rowbytes. */
+        rc = ip__pixels_alloc_room(opts, out, h->width, h->height, h->out_channels, h->rowbytes + 1, err);
+        if (rc)
+            return rc;
+        if (inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables) ||
+            !filter_bytes_valid(h, out->pixels)) {
+            ip__pixels_free(opts, out);
+            return NOT_HANDLED;
+        }
+        unfilter_packed(h, out->pixels, sse41);
+        return 0;
+    }
+
+    if (scratch_reserve(&s->rows, &s->rows_cap, h->filtered_size + ROWS_PAD))
+        return NOT_HANDLED;
+    memset(s->rows + h->filtered_size, 0, ROWS_PAD);
+    if (inflate_strict(z, h->idat_len, s->rows, h->filtered_size, s->tables))
+        return NOT_HANDLED;
+    if (!filter_bytes_valid(h, s->rows))
+        return NOT_HANDLED;
+
+    if (h->color_type == 3) {
+        unfilter_rows(h, s->rows, s->rows + 1, h->rowbytes + 1, sse41);
+        if (max_index(h, s->rows) >= h->num_palette)
+            return NOT_HANDLED;   /* libpng: "Read palette index exceeding num_palette" */
+        rc = ip__pixels_alloc(opts, out, h->width, h->height, h->out_channels, err);
+        if (rc)
+            return rc;
+        expand_palette(h, s->rows, out);
+    } else {   /* 16 bits: parse_chunks declines every other depth */
+        unfilter_rows(h, s->rows, s->rows + 1, h->rowbytes + 1, sse41);
+        rc = ip__pixels_alloc(opts, out, h->width, h->height, h->out_channels, err);
+        if (rc)
+            return rc;
+        scale_16(h, s->rows, out);
+    }
+    return 0;
+}
+
+static int decode(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
                   struct ip_image *out, struct ip_error *err, struct scratch *s, int sse41)
 {
     struct png_head h;
-    const uint8_t *z;
+    uint8_t *gaps = NULL;
     size_t ignored;
-    int rc;
+    int rc, direct, compact;
 
     if (parse_chunks(data, len, opts, &h))
         return NOT_HANDLED;
@@ -1327,66 +1435,39 @@ static int decode(const uint8_t *data, size_t len, const struct ip_decode_opts *
      * would check them; failures are left to the libpng path's message). */
     if (ip_image_check(h.width, h.height, h.out_channels, &opts->limits, &ignored, NULL))
         return NOT_HANDLED;
-    if (h.filtered_size > FAST_MAX_BYTES || h.idat_len > SIZE_MAX - STREAM_PAD)
+    if (h.idat_len > SIZE_MAX - STREAM_PAD)
         return NOT_HANDLED;
     /* Data that cannot inflate to the image (a hostile header): no scratch. */
     if (h.filtered_size / DEFLATE_MAX_RATIO > h.idat_len)
         return NOT_HANDLED;
+    /* Several IDATs are compacted in place when the caller allows it and
+     * the saved gaps stay small (a file of tiny IDATs is gathered). */
+    direct = h.color_type != 3 && h.bit_depth == 8;
+    compact = writable && h.idat_chunks > 1 && h.idat_chunks - 1 <= h.idat_len / 64 + 1024;
+    if (h.filtered_size > ip__png_fast_max && (!direct || (h.idat_chunks > 1 && !compact)))
+        return NOT_HANDLED;
 
-    if (h.idat_chunks == 1) {
-        z = data + h.first_idat + 8;   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
-    } else {
+    if (h.idat_chunks == 1)   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
+        return decode_stream(&h, data + h.first_idat + 8, opts, out, err, s, sse41);
+    if (!compact) {
         if (scratch_reserve(&s->idat, &s->idat_cap, h.idat_len + STREAM_PAD))
             return NOT_HANDLED;
         gather_idat(data, &h, s->idat);
         memset(s->idat + h.idat_len, 0, STREAM_PAD);
-        z = s->idat;
+        return decode_stream(&h, s->idat, opts, out, err, s, sse41);
     }
-    if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
+    gaps = malloc(12 * (size_t)(h.idat_chunks - 1));
+    if (!gaps)
         return NOT_HANDLED;
-
-    if (h.color_type != 3 && h.bit_depth == 8) {
-        /* Straight into the output: its buffer has rows of rowbytes + 1, the
-         * inflated rows are unfiltered in place and packed to rowbytes. */
-        rc = ip__pixels_alloc_room(opts, out, h.width, h.height, h.out_channels, h.rowbytes + 1, err);
-        if (rc)
-            return rc;
-        if (inflate_strict(z, h.idat_len, out->pixels, h.filtered_size, s->tables) ||
-            !filter_bytes_valid(&h, out->pixels)) {
-            ip__pixels_free(opts, out);
-            return NOT_HANDLED;
-        }
-        unfilter_packed(&h, out->pixels, sse41);
-        return 0;
-    }
-
-    if (scratch_reserve(&s->rows, &s->rows_cap, h.filtered_size + ROWS_PAD))
-        return NOT_HANDLED;
-    memset(s->rows + h.filtered_size, 0, ROWS_PAD);
-    if (inflate_strict(z, h.idat_len, s->rows, h.filtered_size, s->tables))
-        return NOT_HANDLED;
-    if (!filter_bytes_valid(&h, s->rows))
-        return NOT_HANDLED;
-
-    if (h.color_type == 3) {
-        unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
-        if (max_index(&h, s->rows) >= h.num_palette)
-            return NOT_HANDLED;   /* libpng: "Read palette index exceeding num_palette" */
-        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
-        if (rc)
-            return rc;
-        expand_palette(&h, s->rows, out);
-    } else {   /* 16 bits: parse_chunks declines every other depth */
-        unfilter_rows(&h, s->rows, s->rows + 1, h.rowbytes + 1, sse41);
-        rc = ip__pixels_alloc(opts, out, h.width, h.height, h.out_channels, err);
-        if (rc)
-            return rc;
-        scale_16(&h, s->rows, out);
-    }
-    return 0;
+    compact_idat(writable, &h, gaps);
+    rc = decode_stream(&h, writable + h.first_idat + 8, opts, out, err, s, sse41);
+    if (rc)   /* libpng reads the file next, or the caller may report it */
+        restore_idat(writable, &h, gaps);
+    free(gaps);
+    return rc;
 }
 
-int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
                         struct ip_image *out, struct ip_error *err)
 {
     struct scratch *s;
@@ -1399,7 +1480,7 @@ int ip__png_decode_fast(const uint8_t *data, size_t len, const struct ip_decode_
     s = scratch_get(&owned);
     if (!s)
         return NOT_HANDLED;
-    rc = decode(data, len, opts, out, err, s, mode == 1 && cpu_sse41);
+    rc = decode(data, len, writable == data ? writable : NULL, opts, out, err, s, mode == 1 && cpu_sse41);
     if (owned)
         scratch_destroy(s);
     else

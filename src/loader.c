@@ -225,8 +225,8 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
         rc = decode_team(p, item, buf, &opts);
         fmt = IP_FORMAT_JPEG;
     }
-    if (rc == 1)
-        rc = ip_decode(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
+    if (rc == 1)   /* the file is read again below only for a JPEG's header */
+        rc = ip__decode_owned(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     item->in_channels = item->src.channels;

@@ -120,7 +120,7 @@ int main(int argc, char **argv)
         ip__png_fast_set_enabled(1);
         memset(&probe, 0, sizeof probe);
         ip_error_clear(&err);
-        if (ip__png_decode_fast(data, len, &opts, &probe, &err) != 0) {
+        if (ip__png_decode_fast(data, len, NULL, &opts, &probe, &err) != 0) {
             fprintf(stderr, "%s: the fast path declines this file\n", argv[argi]);
             status = 1;
         }

@@ -103,24 +103,56 @@ static int fast_once(const uint8_t *data, size_t len, int mode, struct ip_image 
     ip__png_fast_set_enabled(mode);
     memset(img, 0, sizeof *img);
     ip_error_clear(err);
-    rc = ip__png_decode_fast(data, len, &opts, img, err);
+    rc = ip__png_decode_fast(data, len, NULL, &opts, img, err);
     ip__png_fast_set_enabled(1);
     return rc;
 }
 
+/* The fast path on a writable copy of data (several IDATs are then moved
+ * together in place). *copy_ok: the copy is byte for byte the file again
+ * (it must be whenever the fast path did not finish). */
+static int fast_writable(const uint8_t *data, size_t len, struct ip_image *img, struct ip_error *err,
+                         int *copy_ok)
+{
+    struct ip_decode_opts opts;
+    uint8_t *copy = malloc(len + 1);
+    int rc;
+
+    if (!copy)
+        exit(99);
+    memcpy(copy, data, len);
+    ip_decode_opts_default(&opts);
+    memset(img, 0, sizeof *img);
+    ip_error_clear(err);
+    rc = ip__png_decode_fast(copy, len, copy, &opts, img, err);
+    *copy_ok = memcmp(copy, data, len) == 0;
+    free(copy);
+    return rc;
+}
+
+static long writable_moved;
+
 /* The fast path alone: 0 accepted (then libpng must give the same), 1
- * declined (then *out zeroed, err untouched). Both modes must agree.
- * Returns the fast rc. */
+ * declined (then *out zeroed, err untouched). Both modes must agree, and
+ * so must a decode of a writable copy, which must leave the copy as it was
+ * unless it succeeded. Returns the fast rc. */
 static int check_fast(const uint8_t *data, size_t len, const char *what)
 {
-    struct ip_image img, img2;
-    struct ip_error err, err2;
+    struct ip_image img, img2, img3;
+    struct ip_error err, err2, err3;
     int rc = fast_once(data, len, 1, &img, &err);
     int rc2 = fast_once(data, len, 2, &img2, &err2);
+    int copy_ok, rc3 = fast_writable(data, len, &img3, &err3, &copy_ok);
 
     CHECK(rc == rc2 && (rc != 0 || same_image(&img, &img2)),
           "%s: the SSE2-only fast path differs (%d, %d)", what, rc, rc2);
     ip_image_free(&img2);
+    CHECK(rc == rc3 && (rc != 0 || same_image(&img, &img3)),
+          "%s: the fast path on a writable buffer differs (%d, %d)", what, rc, rc3);
+    CHECK(rc3 == 0 || copy_ok, "%s: the fast path failed (%d) and left the writable buffer changed", what,
+          rc3);
+    writable_moved += rc3 == 0 && !copy_ok;
+    ip_image_free(&img3);
     if (rc == 0) {
         struct outcome ref = decode_with(data, len, 0, 0);
         fast_accepted++;
@@ -663,6 +695,9 @@ static int corpus(const char *conf_dir, const char *samples_dir)
           fast_accepted - before, generated_expected);
     printf("generated: %ld files, fast path took %ld (expected %ld)\n", generated,
            fast_accepted - before, generated_expected);
+    /* Many generated files have several IDATs: a writable copy moves them. */
+    CHECK(writable_moved > 100, "only %ld writable decodes moved IDATs", writable_moved);
+    printf("writable buffers with IDATs moved together: %ld\n", writable_moved);
     return test_finish("png_fast corpus");
 }
 
@@ -1297,8 +1332,122 @@ static void chunk_limits(void)
     }
 }
 
+/* A writable buffer (the pipeline's loader): several IDATs are moved
+ * together in place, and put back whenever the fast path does not finish,
+ * whatever stops it (bad deflate data, palette indices out of range). Over
+ * ip__png_fast_max, only 8-bit direct colour in one IDAT or in a writable
+ * buffer is taken: the other cases would need image-sized scratch. */
+static void fix_crcs(uint8_t *data, size_t len);
+
+static void writable_cases(void)
+{
+    static const struct {
+        int color, depth;
+        size_t idat_max;
+        int moved;   /* the IDATs are moved in a writable buffer */
+        int over_limit_const, over_limit_writable;   /* taken over the limit: read-only, writable */
+    } cases[] = {
+        /* 1-byte IDATs: 12 bytes to save per byte of data, gathered instead. */
+        {2, 8, 97, 1, 0, 1}, {6, 8, 500, 1, 0, 1}, {0, 8, 1, 0, 0, 0}, {2, 8, 0, 0, 1, 1},
+        {3, 8, 97, 1, 0, 0}, {2, 16, 97, 1, 0, 0},
+    };
+    size_t saved = ip__png_fast_max;
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        struct gen g;
+        struct buf b;
+        struct ip_image img;
+        struct ip_error err;
+        uint8_t *px;
+        unsigned oc;
+        int copy_ok, rc;
+        char what[128];
+
+        memset(&g, 0, sizeof g);
+        g.w = 53;
+        g.h = 31;
+        g.color = cases[i].color;
+        g.depth = cases[i].depth;
+        g.filter = 6;
+        g.level = 6;
+        g.wbits = 15;
+        g.strategy = Z_DEFAULT_STRATEGY;
+        g.idat_max = cases[i].idat_max;
+        g.npal = 40;
+        g.seed = 77 + (uint32_t)i;
+        b = make_png(&g, &px, &oc);
+        snprintf(what, sizeof what, "writable: colour %d depth %d IDATs of %zu", g.color, g.depth,
+                 g.idat_max);
+        check_fast(b.data, b.len, what);
+        rc = fast_writable(b.data, b.len, &img, &err, &copy_ok);
+        CHECK(rc == 0 && img.channels == oc && memcmp(img.pixels, px, (size_t)g.w * g.h * oc) == 0,
+              "%s: not decoded to the written pixels (%d)", what, rc);
+        CHECK(copy_ok == !cases[i].moved, "%s: the IDATs were %smoved", what, copy_ok ? "not " : "");
+        ip_image_free(&img);
+
+        ip__png_fast_max = 100;   /* far below these images */
+        rc = fast_once(b.data, b.len, 1, &img, &err);
+        CHECK(rc == (cases[i].over_limit_const ? 0 : 1), "%s: over the limit, read-only: %d", what, rc);
+        ip_image_free(&img);
+        rc = fast_writable(b.data, b.len, &img, &err, &copy_ok);
+        CHECK(rc == (cases[i].over_limit_writable ? 0 : 1), "%s: over the limit, writable: %d", what, rc);
+        CHECK(rc != 1 || copy_ok, "%s: declined over the limit and left the buffer changed", what);
+        CHECK(rc != 0 || memcmp(img.pixels, px, (size_t)g.w * g.h * oc) == 0,
+              "%s: over the limit, wrong pixels", what);
+        ip_image_free(&img);
+        ip__png_fast_max = saved;
+
+        /* The last IDAT's deflate data damaged, its CRC repaired: the fast
+         * path moves the IDATs, fails to inflate and must put them back;
+         * palette indices out of range fail after the inflate. */
+        if (g.idat_max) {
+            size_t pos = 8, last = 0;
+            uint8_t *m = malloc(b.len);
+
+            if (!m)
+                exit(99);
+            memcpy(m, b.data, b.len);
+            while (pos + 12 <= b.len && memcmp(m + pos + 4, "IEND", 4) != 0) {
+                if (memcmp(m + pos + 4, "IDAT", 4) == 0)
+                    last = pos;
+                pos += 12 + (size_t)get32(m + pos);
+            }
+            CHECK(last != 0 && get32(m + last) >= 1, "%s: no IDAT found", what);
+            m[last + 8] ^= 0x55;
+            fix_crcs(m, b.len);
+            rc = fast_writable(m, b.len, &img, &err, &copy_ok);
+            CHECK(rc == 1 && copy_ok, "%s, damaged: %d, buffer %s", what, rc, copy_ok ? "kept" : "changed");
+            ip_image_free(&img);
+            free(m);
+        }
+        if (g.color == 3) {
+            /* PLTE cut to 39 entries: the index 39 in the data is out of range. */
+            size_t pos = 8;
+            uint8_t *m = malloc(b.len);
+
+            if (!m)
+                exit(99);
+            while (pos + 12 <= b.len && memcmp(b.data + pos + 4, "PLTE", 4) != 0)
+                pos += 12 + (size_t)get32(b.data + pos);
+            CHECK(pos + 12 <= b.len && get32(b.data + pos) == 120, "%s: no 40-entry PLTE", what);
+            memcpy(m, b.data, pos + 8 + 117);
+            set32(m + pos, 117);
+            memcpy(m + pos + 8 + 117 + 4, b.data + pos + 8 + 120 + 4, b.len - (pos + 8 + 120 + 4));
+            fix_crcs(m, b.len - 3);
+            rc = fast_writable(m, b.len - 3, &img, &err, &copy_ok);
+            free(m);
+            CHECK(rc == 1 && copy_ok, "%s, short palette: %d, buffer %s", what, rc,
+                  copy_ok ? "kept" : "changed");
+            ip_image_free(&img);
+        }
+        free(px);
+        free(b.data);
+    }
+}
+
 static int crafted(void)
 {
+    writable_cases();
     crafted_streams();
     chunk_limits();
     chunk_edits();

@@ -1,6 +1,10 @@
 /* libFuzzer target: the PNG decoder (libpng through codec_png.c, and the
  * IHDR pre-check in codec.c), strict and with allow_truncated. Inputs
- * without the PNG signature get it prepended. */
+ * without the PNG signature get it prepended. Each input is also decoded
+ * as the pipeline's loader does (ip__decode_owned: several IDATs moved
+ * together in place), which must give the same result, and leave the
+ * buffer as it was when it fails. */
+#include "codec_internal.h"
 #include "fuzz_common.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
@@ -19,8 +23,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!buf)
         return 0;
     for (int allow = 0; allow < 2; allow++) {
+        struct ip_image owned;
+        struct ip_error err;
+        uint8_t *copy = malloc(len);
+        int rc, rc_owned;
+
+        if (!copy)
+            break;
+        memcpy(copy, buf, len);
         fuzz_opts(&opts, IP_DECODER_NATIVE, allow);
-        fuzz_decode(buf, len, &opts, &img, &counts);
+        rc = fuzz_decode(buf, len, &opts, &img, &counts);
+        fuzz_opts(&opts, IP_DECODER_NATIVE, allow);
+        rc_owned = ip__decode_owned(copy, len, &opts, &owned, NULL, &err);
+        FUZZ_ASSERT(rc_owned == rc);
+        if (rc == 0)
+            FUZZ_ASSERT(owned.width == img.width && owned.height == img.height &&
+                        owned.channels == img.channels &&
+                        memcmp(owned.pixels, img.pixels, img.stride * img.height) == 0);
+        else
+            FUZZ_ASSERT(memcmp(copy, buf, len) == 0);
+        ip_image_free(&owned);
+        free(copy);
         fuzz_image_free(&img, &counts);
     }
     free(buf);
