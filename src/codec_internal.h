@@ -93,8 +93,9 @@ uint32_t ip__png_strip_count(const struct ip_image *img);
  * and uncompressed length. Any thread, any order. */
 int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
                          uint32_t *adler, size_t *raw_len, struct ip_error *err);
-/* Appends the whole PNG made of the n strips to out. */
-int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_buf *strips,
+/* Appends the whole PNG made of the n strips to out, freeing each strip
+ * once it is copied (so the strips and the output are not held twice). */
+int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
                         const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
                         struct ip_error *err);
 
@@ -104,7 +105,9 @@ uint32_t ip__jpeg_strip_rows(const struct ip_image *img);
 uint32_t ip__jpeg_strip_count(const struct ip_image *img);   /* 0: encoded whole */
 int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, struct ip_buf *out,
                           struct ip_error *err);
-int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips, uint32_t n,
+/* Appends the JPEG made of the n strips to out; frees each strip once it
+ * is copied, as ip__png_strips_join does. */
+int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
                          struct ip_buf *out, struct ip_error *err);
 
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,

@@ -102,7 +102,7 @@ static int find_markers(const uint8_t *d, size_t n, size_t *sos, size_t *scan, s
     return -1;
 }
 
-int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips, uint32_t n,
+int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
                          struct ip_buf *out, struct ip_error *err)
 {
     size_t sos, scan, sofh, sos_k, scan_k, sofh_k, start = out->len;
@@ -122,7 +122,7 @@ int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips
     if (!rc)
         rc = ip__buf_append(out, strips[0].data + sos, scan - sos, err);
     for (uint32_t k = 0; k < n && !rc; k++) {
-        const struct ip_buf *s = &strips[k];
+        struct ip_buf *s = &strips[k];
         uint8_t rst[2] = {0xFF, (uint8_t)(0xD0 + (k & 7))};
 
         if (find_markers(s->data, s->len, &sos_k, &scan_k, &sofh_k) != 0 || s->len < scan_k + 2 ||
@@ -131,6 +131,7 @@ int ip__jpeg_strips_join(const struct ip_image *img, const struct ip_buf *strips
             break;
         }
         rc = ip__buf_append(out, s->data + scan_k, s->len - 2 - scan_k, err);
+        ip_buf_free(s);
         if (!rc && k + 1 < n)
             rc = ip__buf_append(out, rst, 2, err);
     }

@@ -34,6 +34,7 @@
 #define IDAT_MAX (1u << 20)           /* bytes of compressed data per IDAT chunk */
 #define STRIP_TARGET (4u << 20)       /* filtered bytes per strip */
 #define WINDOW 32768u
+#define STRIP_CHUNK (64u << 10)       /* filtered bytes handed to zlib at a time */
 
 size_t ip__png_strip_min = 64u << 20;
 
@@ -224,34 +225,41 @@ uint32_t ip__png_strip_count(const struct ip_image *img)
     return (img->height + ip__png_strip_rows(img) - 1) / ip__png_strip_rows(img);
 }
 
+/* Deflates strip k a chunk of rows at a time: its rows are filtered into a
+ * buffer of about STRIP_CHUNK bytes (the thread's), so a strip encoder
+ * holds no strip-sized memory besides its output. zlib's output does not
+ * depend on how its input is cut (it waits for lookahead it lacks). */
 int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
                          uint32_t *adler, size_t *raw_len, struct ip_error *err)
 {
     uint32_t rows = ip__png_strip_rows(img), n = ip__png_strip_count(img);
     uint32_t y0 = k * rows, y1 = y0 + rows > img->height ? img->height : y0 + rows;
     size_t fb = 1 + row_bytes(img), len = (size_t)(y1 - y0) * fb;
+    uint32_t chunk_rows = STRIP_CHUNK / fb ? (uint32_t)(STRIP_CHUNK / fb) : 1;
     struct tls *t = tls_get();
+    uint32_t back, a = (uint32_t)adler32(0, NULL, 0);
     uint8_t *raw;
     z_stream zs;
-    int rc, zr;
+    int rc = 0;
 
     if (k >= n)
         return ip_error_set(err, IP_EINVAL, "PNG strip %u of %u", k, n);
-    /* Filtered rows of this strip, preceded by enough earlier rows for the 32 KiB window. */
-    uint32_t back = y0 == 0 ? 0 : (uint32_t)((WINDOW + fb - 1) / fb);
+    /* Enough rows before the strip for the 32 KiB window. */
+    back = y0 == 0 ? 0 : (uint32_t)((WINDOW + fb - 1) / fb);
     if (back > y0)
         back = y0;
-    raw = t ? tls_raw(t, len + (size_t)back * fb) : NULL;
+    raw = t ? tls_raw(t, (size_t)(back > chunk_rows ? back : chunk_rows) * fb) : NULL;
     if (!raw)
         return ip_error_set(err, IP_ENOMEM, "out of memory for PNG strip");
-    for (uint32_t y = y0 - back; y < y1; y++)
-        filter_row(img, y, raw + (size_t)(y - (y0 - back)) * fb);
 
     memset(&zs, 0, sizeof zs);
     if (deflateInit2(&zs, level, Z_DEFLATED, -15, 8, Z_DEFAULT_STRATEGY) != Z_OK)
         return ip_error_set(err, IP_ENOMEM, "cannot start zlib");
     if (back) {
         size_t have = (size_t)back * fb, dict = have < WINDOW ? have : WINDOW;
+
+        for (uint32_t y = y0 - back; y < y0; y++)
+            filter_row(img, y, raw + (size_t)(y - (y0 - back)) * fb);
         deflateSetDictionary(&zs, raw + have - dict, (uInt)dict);
     }
     out->len = 0;
@@ -259,22 +267,31 @@ int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, stru
         deflateEnd(&zs);
         return IP_ENOMEM;
     }
-    zs.next_in = raw + (size_t)back * fb;
-    zs.avail_in = (uInt)len;
     zs.next_out = out->data;
     zs.avail_out = (uInt)out->cap;
-    zr = deflate(&zs, k + 1 == n ? Z_FINISH : Z_SYNC_FLUSH);
-    rc = (k + 1 == n ? zr == Z_STREAM_END : zr == Z_OK) && zs.avail_in == 0
-             ? 0
-             : ip_error_set(err, IP_ENOMEM, "zlib could not compress PNG strip %u", k);
+    for (uint32_t y = y0; y < y1 && !rc; y += chunk_rows) {
+        uint32_t yn = y1 - y < chunk_rows ? y1 : y + chunk_rows;
+        size_t have = (size_t)(yn - y) * fb;
+        int flush = yn < y1 ? Z_NO_FLUSH : k + 1 == n ? Z_FINISH : Z_SYNC_FLUSH;
+        int zr;
+
+        for (uint32_t r = y; r < yn; r++)
+            filter_row(img, r, raw + (size_t)(r - y) * fb);
+        a = (uint32_t)adler32(a, raw, (uInt)have);
+        zs.next_in = raw;
+        zs.avail_in = (uInt)have;
+        zr = deflate(&zs, flush);
+        if (!(flush == Z_FINISH ? zr == Z_STREAM_END : zr == Z_OK) || zs.avail_in != 0)
+            rc = ip_error_set(err, IP_ENOMEM, "zlib could not compress PNG strip %u", k);
+    }
     out->len = zs.total_out;
     deflateEnd(&zs);
-    *adler = (uint32_t)adler32(adler32(0, NULL, 0), raw + (size_t)back * fb, (uInt)len);
+    *adler = a;
     *raw_len = len;
     return rc;
 }
 
-int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_buf *strips,
+int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
                         const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
                         struct ip_error *err)
 {
@@ -296,6 +313,7 @@ int ip__png_strips_join(const struct ip_image *img, int level, const struct ip_b
     for (uint32_t k = 0; k < n; k++) {
         memcpy(z + pos, strips[k].data, strips[k].len);
         pos += strips[k].len;
+        ip_buf_free(&strips[k]);
         adler = (uint32_t)adler32_combine(adler, adlers[k], (z_off_t)raw_lens[k]);
     }
     put32(z + pos, adler);
