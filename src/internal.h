@@ -77,6 +77,12 @@ size_t ip__arena_peak(struct ip__arena *a);
 int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
                     struct ip_error *err);
 void ip__arena_free(struct ip__arena *a, void *ptr);
+/* Gives the pages of [ptr, ptr + len), part of an allocated block whose
+ * contents no process needs any more, back to the kernel now (they read as
+ * zeros if touched again). In a shared arena the object gets a hole there,
+ * and the memory is fallocated again before a block there is next handed
+ * out (a full /dev/shm is then an error, not a SIGBUS). */
+void ip__arena_release(struct ip__arena *a, void *ptr, size_t len);
 void ip__arena_cancel(struct ip__arena *a);
 
 #endif

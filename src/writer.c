@@ -26,6 +26,7 @@
 #include "codec_internal.h"
 #include "pipeline_internal.h"
 
+
 static int write_all(int fd, const uint8_t *data, size_t len)
 {
     while (len > 0) {
@@ -224,6 +225,14 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
     enc->len = 0;
     enum ip_format fmt = output_format(item);
     uint32_t strips = fmt == IP_FORMAT_PNG ? ip__png_strip_count(img) : ip__jpeg_strip_count(img);
+    /* Only a PNG encoded whole uses the workspace. Elsewhere the dead part
+     * of a huge image's block (the size from which strips are used, 64
+     * MiB) goes back to the kernel now, also in /dev/shm (the workers are
+     * done with it), so that the decoded pixels are not resident while the
+     * output is encoded and joined. Smaller ones stay, warm for the next
+     * image of a batch. */
+    if (ws_len >= IP_PNG_STRIP_MIN && !(fmt == IP_FORMAT_PNG && strips == 0))
+        ip__arena_release(p->arena, ws, ws_len);
     if (strips > 1 && p->cfg.jobs > 1)
         rc = encode_team(p, item, img, fmt, strips, enc);
     else

@@ -17,6 +17,8 @@
  *                            with ENOSPC, as on a /dev/shm with N bytes free;
  *                            every fallocate is logged as
  *                              fallocate OFFSET LEN
+ *                            (one that punches a hole, never refused, as
+ *                              punch OFFSET LEN)
  *
  * Lines are written with one write() on an O_APPEND descriptor, so events
  * from threads and forked workers never mix. */
@@ -196,6 +198,10 @@ static int shim_fallocate(const char *sym, int fd, int mode, off_t offset, off_t
     const char *limit = getenv("IMGPAR_SHIM_FALLOCATE_LIMIT");
 
     LOOKUP(real, sym);
+    if (mode & FALLOC_FL_PUNCH_HOLE) {   /* pages given back: logged, never refused */
+        log_line("punch %lld %lld\n", (long long)offset, (long long)len);
+        return real(fd, mode, offset, len);
+    }
     log_line("fallocate %lld %lld\n", (long long)offset, (long long)len);
     if (limit && *limit && offset + len > atoll(limit)) {
         errno = ENOSPC;
