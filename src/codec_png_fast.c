@@ -414,24 +414,30 @@ static void compact_idat(uint8_t *data, const struct png_head *h, uint8_t *gaps)
     }
 }
 
+/* Length of IDAT payload i after compact_idat: the first chunk's header
+ * is in place, the others' lengths are in their saved gaps. */
+static size_t compacted_length(const uint8_t *data, const struct png_head *h, const uint8_t *gaps, unsigned i)
+{
+    return i == 0 ? be32(data + h->first_idat) : be32(gaps + 12 * (size_t)(i - 1) + 4);
+}
+
 /* Undoes compact_idat, last chunk first: each payload moves back up
  * (over the places of those already restored) and its gap returns in
- * front of it. The lengths come from the first header and the gaps. */
+ * front of it. */
 static void restore_idat(uint8_t *data, const struct png_head *h, const uint8_t *gaps)
 {
     size_t first = h->first_idat + 8, at = first, dst = first;
     unsigned i;
 
     for (i = 1; i < h->idat_chunks; i++) {   /* where the last payload was, and is */
-        size_t prev = i == 1 ? be32(data + h->first_idat) : be32(gaps + 12 * (size_t)(i - 2) + 4);
+        size_t prev = compacted_length(data, h, gaps, i - 1);
         at += prev + 12;
         dst += prev;
     }
     for (i = h->idat_chunks - 1; i > 0; i--) {
-        size_t length = be32(gaps + 12 * (size_t)(i - 1) + 4);
-        size_t prev = i == 1 ? be32(data + h->first_idat) : be32(gaps + 12 * (size_t)(i - 2) + 4);
+        size_t prev = compacted_length(data, h, gaps, i - 1);
 
-        memmove(data + at, data + dst, length);
+        memmove(data + at, data + dst, compacted_length(data, h, gaps, i));
         memcpy(data + at - 12, gaps + 12 * (size_t)(i - 1), 12);
         at -= prev + 12;
         dst -= prev;

@@ -117,6 +117,15 @@ static void filter_row(const struct ip_image *img, uint32_t y, uint8_t *dst)
     }
 }
 
+/* Rows [y0, y1) filtered, one after another from dst. */
+static void filter_rows(const struct ip_image *img, uint32_t y0, uint32_t y1, uint8_t *dst)
+{
+    size_t fb = 1 + row_bytes(img);
+
+    for (uint32_t y = y0; y < y1; y++)
+        filter_row(img, y, dst + (size_t)(y - y0) * fb);
+}
+
 static void put32(uint8_t *p, uint32_t v)
 {
     p[0] = (uint8_t)(v >> 24);
@@ -258,8 +267,7 @@ int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, stru
     if (back) {
         size_t have = (size_t)back * fb, dict = have < WINDOW ? have : WINDOW;
 
-        for (uint32_t y = y0 - back; y < y0; y++)
-            filter_row(img, y, raw + (size_t)(y - (y0 - back)) * fb);
+        filter_rows(img, y0 - back, y0, raw);
         deflateSetDictionary(&zs, raw + have - dict, (uInt)dict);
     }
     out->len = 0;
@@ -275,8 +283,7 @@ int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, stru
         int flush = yn < y1 ? Z_NO_FLUSH : k + 1 == n ? Z_FINISH : Z_SYNC_FLUSH;
         int zr;
 
-        for (uint32_t r = y; r < yn; r++)
-            filter_row(img, r, raw + (size_t)(r - y) * fb);
+        filter_rows(img, y, yn, raw);
         a = (uint32_t)adler32(a, raw, (uInt)have);
         zs.next_in = raw;
         zs.avail_in = (uInt)have;
@@ -339,8 +346,7 @@ static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_
         return ip_error_set(err, IP_ENOMEM, "out of memory for PNG rows");
     if (!t->comp[level] && !(t->comp[level] = libdeflate_alloc_compressor(level)))
         return ip_error_set(err, IP_ENOMEM, "out of memory for the PNG compressor");
-    for (uint32_t y = 0; y < img->height; y++)
-        filter_row(img, y, raw + (size_t)y * fb);
+    filter_rows(img, 0, img->height, raw);
 
     if (put_header(img, out, err))
         return IP_ENOMEM;

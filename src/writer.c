@@ -26,7 +26,6 @@
 #include "codec_internal.h"
 #include "pipeline_internal.h"
 
-
 static int write_all(int fd, const uint8_t *data, size_t len)
 {
     while (len > 0) {

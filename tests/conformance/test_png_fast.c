@@ -1356,10 +1356,12 @@ static void writable_cases(void)
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         struct gen g;
         struct buf b;
+        struct chunk *chunks;
         struct ip_image img;
         struct ip_error err;
         uint8_t *px;
         unsigned oc;
+        size_t nc, last, plte;
         int copy_ok, rc;
         char what[128];
 
@@ -1397,21 +1399,30 @@ static void writable_cases(void)
         ip_image_free(&img);
         ip__png_fast_max = saved;
 
+        /* Where the last IDAT and the PLTE start. */
+        chunks = malloc((b.len / 12 + 1) * sizeof *chunks);
+        if (!chunks)
+            exit(99);
+        nc = split_chunks(&b, chunks, b.len / 12 + 1);
+        last = plte = 0;
+        for (size_t j = 0; j < nc; j++) {
+            size_t at = (size_t)(chunks[j].body - b.data) - 8;
+
+            if (strcmp(chunks[j].name, "IDAT") == 0)
+                last = at;
+            else if (strcmp(chunks[j].name, "PLTE") == 0)
+                plte = at;
+        }
+        free(chunks);
         /* The last IDAT's deflate data damaged, its CRC repaired: the fast
          * path moves the IDATs, fails to inflate and must put them back;
          * palette indices out of range fail after the inflate. */
         if (g.idat_max) {
-            size_t pos = 8, last = 0;
             uint8_t *m = malloc(b.len);
 
             if (!m)
                 exit(99);
             memcpy(m, b.data, b.len);
-            while (pos + 12 <= b.len && memcmp(m + pos + 4, "IEND", 4) != 0) {
-                if (memcmp(m + pos + 4, "IDAT", 4) == 0)
-                    last = pos;
-                pos += 12 + (size_t)get32(m + pos);
-            }
             CHECK(last != 0 && get32(m + last) >= 1, "%s: no IDAT found", what);
             m[last + 8] ^= 0x55;
             fix_crcs(m, b.len);
@@ -1422,14 +1433,12 @@ static void writable_cases(void)
         }
         if (g.color == 3) {
             /* PLTE cut to 39 entries: the index 39 in the data is out of range. */
-            size_t pos = 8;
+            size_t pos = plte;
             uint8_t *m = malloc(b.len);
 
             if (!m)
                 exit(99);
-            while (pos + 12 <= b.len && memcmp(b.data + pos + 4, "PLTE", 4) != 0)
-                pos += 12 + (size_t)get32(b.data + pos);
-            CHECK(pos + 12 <= b.len && get32(b.data + pos) == 120, "%s: no 40-entry PLTE", what);
+            CHECK(pos != 0 && get32(b.data + pos) == 120, "%s: no 40-entry PLTE", what);
             memcpy(m, b.data, pos + 8 + 117);
             set32(m + pos, 117);
             memcpy(m + pos + 8 + 117 + 4, b.data + pos + 8 + 120 + 4, b.len - (pos + 8 + 120 + 4));
