@@ -49,6 +49,7 @@ struct ip__sem {
 int ip__sem_init(struct ip__sem *s, long value);
 void ip__sem_destroy(struct ip__sem *s);
 int ip__sem_acquire(struct ip__sem *s, uint64_t *wait_ns);  /* 0 or IP_EINTR */
+int ip__sem_try_acquire(struct ip__sem *s);                 /* 0, or -1 when none is free now */
 void ip__sem_release(struct ip__sem *s);
 void ip__sem_cancel(struct ip__sem *s);
 

@@ -132,6 +132,19 @@ int ip__sem_acquire(struct ip__sem *s, uint64_t *wait_ns)
     return rc;
 }
 
+int ip__sem_try_acquire(struct ip__sem *s)
+{
+    int rc = -1;
+
+    pthread_mutex_lock(&s->lock);
+    if (s->value > 0 && !s->cancelled) {
+        s->value--;
+        rc = 0;
+    }
+    pthread_mutex_unlock(&s->lock);
+    return rc;
+}
+
 void ip__sem_release(struct ip__sem *s)
 {
     pthread_mutex_lock(&s->lock);

@@ -19,6 +19,8 @@
  *                              fallocate OFFSET LEN
  *                            (one that punches a hole, never refused, as
  *                              punch OFFSET LEN)
+ *   (always)                 madvise(MADV_POPULATE_WRITE) is logged as
+ *                              populate LEN
  *
  * Lines are written with one write() on an O_APPEND descriptor, so events
  * from threads and forked workers never mix. */
@@ -218,4 +220,19 @@ int fallocate(int fd, int mode, off_t offset, off_t len)
 int fallocate64(int fd, int mode, off_t offset, off_t len)
 {
     return shim_fallocate("fallocate64", fd, mode, offset, len);
+}
+
+#ifndef MADV_POPULATE_WRITE
+#define MADV_POPULATE_WRITE 23
+#endif
+
+int madvise(void *addr, size_t len, int advice)
+{
+    static int (*real)(void *, size_t, int);
+
+    if (!real)
+        LOOKUP(real, "madvise");
+    if (advice == MADV_POPULATE_WRITE)
+        log_line("populate %zu\n", len);
+    return real(addr, len, advice);
 }
