@@ -35,6 +35,20 @@ from hutil import check, error_lines, expect, main, png_chunk, run  # noqa: E402
 STEP = 2 << 20
 
 
+def shim_env(log, **extra):
+    """The environment of a run under the shim, logging to log (emptied)."""
+    if os.path.exists(log):
+        os.unlink(log)
+    e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log, **extra)
+    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    return e
+
+
+def populate_calls(log):
+    lines = open(log).read().splitlines() if os.path.exists(log) else []
+    return [int(l.split()[1]) for l in lines if l.startswith("populate ")]
+
+
 def make_inputs(d):
     from PIL import Image
     import numpy as np
@@ -62,10 +76,7 @@ def check_prefault(env):
     outputs = {}
 
     def go(tag, *opts, prefault=None, strip_min="100000"):
-        if os.path.exists(log):
-            os.unlink(log)
-        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log)
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        e = shim_env(log)
         if strip_min:
             e["IMGPAR_TEST_PNG_STRIP_MIN"] = strip_min
         if prefault is not None:
@@ -76,8 +87,7 @@ def check_prefault(env):
         names = sorted(os.listdir(out))
         check(names == sorted(src_bytes), "%s: outputs %s" % (tag, names))
         outputs[tag] = {n: open(os.path.join(out, n), "rb").read() for n in names}
-        lines = open(log).read().splitlines() if os.path.exists(log) else []
-        return [int(l.split()[1]) for l in lines if l.startswith("populate ")]
+        return populate_calls(log)
 
     small, jpg, tall = src_bytes["small.png"], src_bytes["photo.jpg"], src_bytes["tall.png"]
     # The tall PNG is the only image over 2 MiB: a 2 MiB step, then the rest
@@ -98,7 +108,6 @@ def check_prefault(env):
     print("  no helper at -j1, with IMGPAR_PREFAULT=0 or under the threshold; outputs identical")
 
 
-
 def check_damaged(env):
     import numpy as np
     src = env.fresh_dir("bad-in")
@@ -116,13 +125,11 @@ def check_damaged(env):
     # Alone, with the shim: two helpers (the fast decoder's rows of 3w + 1
     # bytes, then libpng's of 3w), each a first 2 MiB step.
     log = os.path.join(env.tmp, "bad.log")
-    e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log,
-             IMGPAR_TEST_PNG_STRIP_MIN="100000")
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
-    r = run(env.imgpar, "-j", "2", bad, env.fresh_dir("bad-alone"), env=e)
+    r = run(env.imgpar, "-j", "2", bad, env.fresh_dir("bad-alone"),
+            env=shim_env(log, IMGPAR_TEST_PNG_STRIP_MIN="100000"))
     expect(r, 1)
     error_lines(r, {bad.encode(): "IDAT"})
-    calls = [int(l.split()[1]) for l in open(log).read().splitlines() if l.startswith("populate ")]
+    calls = populate_calls(log)
     check(calls.count(STEP) == 2 and set(calls) <= {STEP, (3 * w + 1) * h - STEP, 3 * w * h - STEP},
           "populate calls for the damaged PNG: %s" % calls)
     make_inputs(src)
