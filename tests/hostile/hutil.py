@@ -36,6 +36,21 @@ def run(imgpar, *args, timeout=60, env=None, preexec_fn=None, wrap=(), stdin=Non
     return r
 
 
+def shim_env(log=None, **extra):
+    """The environment of an imgpar run under the hostile shim (shim.c, the
+    test's fourth argument), logging to log (emptied first) when given."""
+    e = dict(os.environ)
+    e["LD_PRELOAD"] = os.path.abspath(sys.argv[4])
+    # GCC's ASan insists on coming first in the library list.
+    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    if log:
+        e["IMGPAR_SHIM_LOG"] = log
+        if os.path.exists(log):
+            os.unlink(log)
+    e.update(extra)
+    return e
+
+
 def expect(r, rc):
     check(r.rc == rc, "expected exit %d\n%s" % (rc, r.describe()))
 

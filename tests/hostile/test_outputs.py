@@ -17,22 +17,10 @@ import subprocess
 import sys
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hutil import check, error_lines, expect, main, run, sha, tree_sums  # noqa: E402
+from hutil import check, error_lines, expect, main, run, sha, shim_env, tree_sums  # noqa: E402
 
 SAMPLES = ["gray8.png", "gray16.png", "palette.png", "rgb8.png", "rgb16.png", "rgba8.png",
            "gray.jpg", "photo.jpg", "progressive.jpg"]
-
-
-def shim_env(env, log, **extra):
-    e = dict(os.environ)
-    e["LD_PRELOAD"] = os.path.abspath(sys.argv[4])
-    e["IMGPAR_SHIM_LOG"] = log
-    # GCC's ASan insists on coming first in the library list.
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
-    e.update(extra)
-    if os.path.exists(log):
-        os.unlink(log)
-    return e
 
 
 def events(log):
@@ -78,7 +66,7 @@ def check_tmpfile_and_fallback(env):
     log = os.path.join(env.tmp, "shim.log")
     for opts in ([], ["--procs", "-j", "2"]):
         out = env.fresh_dir("out")
-        r = run(env.imgpar, *opts, "-r", d, out, env=shim_env(env, log))
+        r = run(env.imgpar, *opts, "-r", d, out, env=shim_env(log))
         expect(r, 0)
         ev = events(log)
         tmp = sorted(os.path.realpath(e[1]) for e in ev if e[0] == b"tmpfile")
@@ -89,7 +77,7 @@ def check_tmpfile_and_fallback(env):
         check(tree_sums(out) == ref, "%s: outputs differ from a plain run" % opts)
 
         out = env.fresh_dir("out-excl")
-        r = run(env.imgpar, *opts, "-r", d, out, env=shim_env(env, log, IMGPAR_SHIM_NO_TMPFILE="1"))
+        r = run(env.imgpar, *opts, "-r", d, out, env=shim_env(log, IMGPAR_SHIM_NO_TMPFILE="1"))
         expect(r, 0)
         want = out_dirs(out, ref)
         excl = [e[1] for e in events(log) if e[0] == b"excl"]
@@ -107,12 +95,12 @@ def check_fsync(env):
     _, paths = inputs(env)
     log = os.path.join(env.tmp, "shim.log")
     out = env.fresh_dir("out")
-    expect(run(env.imgpar, *paths, out, env=shim_env(env, log)), 0)
+    expect(run(env.imgpar, *paths, out, env=shim_env(log)), 0)
     n0 = len([e for e in events(log) if e[0] in (b"fsync", b"fdatasync")])
     check(n0 == 0, "%d fsync calls without --fsync" % n0)
     for opts in (["--fsync"], ["--fsync", "--procs", "-j", "2"]):
         out = env.fresh_dir("out")
-        expect(run(env.imgpar, *opts, *paths, out, env=shim_env(env, log)), 0)
+        expect(run(env.imgpar, *opts, *paths, out, env=shim_env(log)), 0)
         n = len([e for e in events(log) if e[0] in (b"fsync", b"fdatasync")])
         check(n >= 2 * len(paths), "%s: %d fsync calls for %d outputs (file and directory each)" % (
             opts, n, len(paths)))
@@ -148,7 +136,7 @@ def check_disk_full(env):
             out = env.fresh_dir("full")
             save = env.fresh_dir("saved")
             p = in_namespace(env, "96k", out, save, [env.imgpar, *opts, *paths, out],
-                             extra_env=shim_env(env, log, **extra))
+                             extra_env=shim_env(log, **extra))
             check(p.returncode != 99, "cannot mount a tmpfs (needs root and unshare -m): %r" % p.stderr)
             got = tree_sums(save)
             lines = lines_of(p)

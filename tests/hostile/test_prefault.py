@@ -30,18 +30,9 @@ import sys
 import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hutil import check, error_lines, expect, main, png_chunk, run  # noqa: E402
+from hutil import check, error_lines, expect, main, png_chunk, run, shim_env  # noqa: E402
 
 STEP = 2 << 20
-
-
-def shim_env(log, **extra):
-    """The environment of a run under the shim, logging to log (emptied)."""
-    if os.path.exists(log):
-        os.unlink(log)
-    e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log, **extra)
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
-    return e
 
 
 def populate_calls(log):

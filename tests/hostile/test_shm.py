@@ -27,7 +27,7 @@ import threading
 import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from hutil import check, expect, main, run  # noqa: E402
+from hutil import check, expect, main, run, shim_env  # noqa: E402
 
 O_CREAT, O_EXCL, O_RDWR = 0o100, 0o200, 0o2
 
@@ -64,10 +64,7 @@ def check_shm_lifetime(env):
     poller.start()
     runs = 0
     for i in range(6):
-        if os.path.exists(log):
-            os.unlink(log)
-        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log)
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        e = shim_env(log)
         out = env.fresh_dir("out")
         p = subprocess.Popen([env.imgpar, "--procs", "-j", "2", d, out], env=e,
                              stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -118,10 +115,7 @@ def check_threads_use_no_shm(env):
     """--threads and --serial keep pixels in private memory: no shm_open at all."""
     log = os.path.join(env.tmp, "shim.log")
     for opts in (["--threads"], ["--serial"]):
-        if os.path.exists(log):
-            os.unlink(log)
-        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log)
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        e = shim_env(log)
         out = env.fresh_dir("out")
         expect(run(env.imgpar, *opts, env.sample("gray8.png"), out, env=e), 0)
         ev = open(log).read() if os.path.exists(log) else ""
@@ -166,8 +160,7 @@ def check_bench_kill_in_window(env):
     every new name for 3 s before shm_unlink, so the SIGINT lands while the
     child holds one: the bench must remove it after killing the child."""
     before = shm_names()
-    e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_SHM_HOLD_MS="3000")
-    e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+    e = shim_env(IMGPAR_SHIM_SHM_HOLD_MS="3000")
     p = subprocess.Popen([env.imgpar, "bench", "--no-progress", "--strategies", "procs", "--jobs", "1",
                           "--repeat", "1", "--warmup", "0", env.sample("gray8.png")], env=e,
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE)
@@ -199,11 +192,7 @@ def check_shm_full(env):
     events, out_dirs = [], []
 
     def go(limit, *opts, strip_min=None):
-        if os.path.exists(log):
-            os.unlink(log)
-        e = dict(os.environ, LD_PRELOAD=os.path.abspath(sys.argv[4]), IMGPAR_SHIM_LOG=log,
-                 IMGPAR_SHIM_FALLOCATE_LIMIT=str(limit))
-        e["ASAN_OPTIONS"] = e.get("ASAN_OPTIONS", "") + ":verify_asan_link_order=0"
+        e = shim_env(log, IMGPAR_SHIM_FALLOCATE_LIMIT=str(limit))
         if strip_min:
             e["IMGPAR_TEST_PNG_STRIP_MIN"] = str(strip_min)
         out = env.fresh_dir("full-out")
