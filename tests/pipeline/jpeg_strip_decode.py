@@ -30,45 +30,13 @@ import tempfile
 import numpy as np
 from PIL import Image
 
-STRIPS_LINE = "decoded by strips on several cores: 1 image"
-FAILS = []
-
-
-def check(cond, msg):
-    if not cond:
-        FAILS.append(msg)
-        print("FAIL: " + msg)
-
-
-def photo_like(w, h, seed):
-    """Smooth colour fields, edges, saturated patches and noise."""
-    rng = np.random.default_rng(seed)
-    yy, xx = np.mgrid[0:h, 0:w].astype(np.float32)
-    img = np.empty((h, w, 3), np.float32)
-    for c in range(3):
-        fx, fy, ph = rng.uniform(0.002, 0.03), rng.uniform(0.002, 0.03), rng.uniform(0, 6.3)
-        img[..., c] = 128 + 90 * np.sin(xx * fx + ph) * np.cos(yy * fy)
-    img[(xx // 97 + yy // 61) % 5 == 0] = (255, 0, 40)       # saturated: chroma clamps
-    img += rng.normal(0, 6, img.shape)
-    return np.clip(img, 0, 255).astype(np.uint8)
-
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from striputil import FAILS, STRIPS_LINE, check, photo_like, read_out, run  # noqa: E402
 
 def write_ppm(path, arr):
     with open(path, "wb") as f:
         f.write(b"P6\n%d %d\n255\n" % (arr.shape[1], arr.shape[0]))
         f.write(arr.tobytes())
-
-
-def run(imgpar, args, env, expect_rc=None):
-    p = subprocess.run([imgpar] + args, capture_output=True, text=True, timeout=120, env=env)
-    if expect_rc is not None:
-        check(p.returncode == expect_rc, "imgpar %s exited %d: %s" % (" ".join(args), p.returncode, p.stderr))
-    return p
-
-
-def read_out(d):
-    names = sorted(os.listdir(d))
-    return {n: open(os.path.join(d, n), "rb").read() for n in names}
 
 
 def error_lines(stderr):
