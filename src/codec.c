@@ -170,9 +170,10 @@ static int png_precheck(const uint8_t *data, size_t len, const struct ip_decode_
     return ip_image_check(width, height, 1, &opts->limits, NULL, err);
 }
 
-/* ip_decode; writable is NULL or data (ip__decode_owned). */
+/* ip_decode; writable is NULL or data, runner NULL or a caller's (ip__decode_owned). */
 static int decode_any(const uint8_t *data, uint8_t *writable, size_t len, const struct ip_decode_opts *opts,
-                      struct ip_image *out, enum ip_format *format, struct ip_error *err)
+                      const struct ip__strip_runner *runner, struct ip_image *out, enum ip_format *format,
+                      struct ip_error *err)
 {
     struct ip_decode_opts def;
     enum ip_format fmt;
@@ -206,7 +207,7 @@ static int decode_any(const uint8_t *data, uint8_t *writable, size_t len, const 
         if (rc)
             break;
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
-                                             : ip__png_decode(data, len, writable, opts, out, err);
+                                             : ip__png_decode(data, len, writable, opts, runner, out, err);
         break;
     case IP_FORMAT_JPEG:
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
@@ -229,13 +230,14 @@ static int decode_any(const uint8_t *data, uint8_t *writable, size_t len, const 
 int ip_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
               struct ip_image *out, enum ip_format *format, struct ip_error *err)
 {
-    return decode_any(data, NULL, len, opts, out, format, err);
+    return decode_any(data, NULL, len, opts, NULL, out, format, err);
 }
 
-int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *out,
-                     enum ip_format *format, struct ip_error *err)
+int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                     const struct ip__strip_runner *runner, struct ip_image *out, enum ip_format *format,
+                     struct ip_error *err)
 {
-    return decode_any(data, data, len, opts, out, format, err);
+    return decode_any(data, data, len, opts, runner, out, format, err);
 }
 
 int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,

@@ -49,16 +49,29 @@ struct ip__switch {
 int ip__switch_get(struct ip__switch *s);
 void ip__switch_set(struct ip__switch *s, int mode);
 
+/* A decoder given a runner may spread a huge image's work over it (the
+ * pipeline's loader lends a strip team, team.c). run calls fn(ctx, k, err)
+ * for k = 0..n-1, perhaps on several threads at once and in any order, and
+ * returns 0 once all have run, else the first failure (in *err). used, if
+ * not NULL, is called when the decode was in fact spread (and succeeded). */
+typedef int (*ip__strip_fn)(void *ctx, uint32_t k, struct ip_error *err);
+struct ip__strip_runner {
+    int (*run)(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err);
+    void (*used)(void *runner_ctx);
+    void *runner_ctx;
+};
+
 /* writable: NULL, or data itself when the caller lets the decoder
  * rearrange it (its contents are then unspecified after a successful
  * decode, and as given after a failed one). */
 int ip__png_decode(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
-                   struct ip_image *out, struct ip_error *err);
+                   const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err);
 /* ip_decode of a buffer the caller owns and gives up: as ip_decode, but a
  * PNG's IDAT data may be moved together in place instead of being copied
  * (the buffer's contents are unspecified afterwards). */
-int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *out,
-                     enum ip_format *format, struct ip_error *err);
+int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                     const struct ip__strip_runner *runner, struct ip_image *out, enum ip_format *format,
+                     struct ip_error *err);
 /* codec_png_fast.c: fast decoding of the common PNG layouts (strict
  * inflate, SIMD unfilter). Returns 0 (decoded, same bytes as the libpng
  * path), 1 (not handled: *out zeroed, err untouched; use libpng) or a
@@ -66,8 +79,15 @@ int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opt
  * it decline everything, 1 is normal, 2 avoids instructions beyond SSE2
  * (for tests; IMGPAR_PNG_FAST=0 in the environment starts it at 0). */
 int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
-                        struct ip_image *out, struct ip_error *err);
+                        const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err);
 void ip__png_fast_set_enabled(int enabled);
+/* Counts for tests: strips of a huge PNG inflated at once, strips left to
+ * the serial pass, and layouts given up after the team ran (a stream that
+ * did not match its ipST chunk, or a bad stream: inflate_strict ran). */
+extern atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
+/* Bytes of replay records the strip-parallel inflate holds at once before
+ * it leaves strips to the serial pass (default 32 MiB; tests lower it). */
+extern size_t ip__png_records_max;
 /* Inflated size above which the fast path declines what would need
  * image-sized scratch (default 256 MiB; tests lower it). */
 extern size_t ip__png_fast_max;

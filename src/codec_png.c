@@ -150,7 +150,7 @@ static int decode_rows(png_structp png, png_infop info, struct png_ctx *ctx,
 }
 
 int ip__png_decode(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
-                   struct ip_image *out, struct ip_error *err)
+                   const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err)
 {
     struct png_ctx ctx;
     png_structp png;
@@ -158,7 +158,7 @@ int ip__png_decode(const uint8_t *data, size_t len, uint8_t *writable, const str
     uint32_t max_dim;
     int rc;
 
-    if ((rc = ip__png_decode_fast(data, len, writable, opts, out, err)) != 1)
+    if ((rc = ip__png_decode_fast(data, len, writable, opts, runner, out, err)) != 1)
         return rc;
     memset(&ctx, 0, sizeof ctx);
     ctx.data = data;

@@ -43,6 +43,11 @@
  *   with ip__scale_16_to_8. Paeth and Average for 3 and 4 bytes per pixel
  *   use SSE2 (baseline on x86-64), Paeth SSE4.1 when the CPU has it; plain
  *   C elsewhere and for the other pixel sizes.
+ * - Huge PNGs that imgpar wrote: given a strip runner (the pipeline's
+ *   loader lends its team), the stream is inflated by strips at once, from
+ *   the layout in the file's ipST chunk, with the same bytes and checks as
+ *   inflate_strict (see inflate_parallel); unfiltering stays on the
+ *   calling thread.
  * - Threads: reentrant. Each thread keeps a scratch (IDAT, row and table
  *   buffers) in a pthread key, reused across calls and freed when the
  *   thread exits; buffers above SCRATCH_KEEP_MAX are freed after each call
@@ -67,6 +72,7 @@
 #include <string.h>
 
 #include <libdeflate.h>
+#include <zlib.h>
 
 #if defined(__SSE2__)
 #include <emmintrin.h>
@@ -107,6 +113,7 @@ size_t ip__png_fast_max = (size_t)256 << 20;
 #define CHUNK_IDAT CHUNK('I', 'D', 'A', 'T')
 #define CHUNK_IEND CHUNK('I', 'E', 'N', 'D')
 #define CHUNK_tRNS CHUNK('t', 'R', 'N', 'S')
+#define CHUNK_ipST CHUNK('i', 'p', 'S', 'T')   /* imgpar's strip layout: see inflate_parallel */
 
 static inline uint32_t be32(const uint8_t *p)
 {
@@ -226,6 +233,8 @@ struct png_head {
     size_t first_idat;         /* offset of the first IDAT chunk */
     unsigned idat_chunks;      /* consecutive IDAT chunks */
     size_t idat_len;           /* their payload bytes in total */
+    const uint8_t *layout;     /* the first ipST chunk's body before IDAT (strip layout), or NULL */
+    size_t layout_len;
 };
 
 static int chunk_name_valid(uint32_t name)
@@ -365,6 +374,11 @@ static int parse_chunks(const uint8_t *data, size_t len, const struct ip_decode_
                 h->num_trans = length;
                 for (unsigned i = 0; i < length; i++)
                     h->palette[i][3] = body[i];
+            } else if (name == CHUNK_ipST) {
+                if (!h->layout) {
+                    h->layout = body;
+                    h->layout_len = length;
+                }
             } else if (!(name & 0x20000000u)) {
                 return NOT_HANDLED;           /* IHDR again, or unknown critical */
             }
@@ -861,112 +875,262 @@ static inline void copy_match(uint8_t *dst, size_t distance, unsigned length)
  * copy_match's overshoot (an iteration's literals need less). */
 #define FAST_OUT_ROOM (258 + 32)
 
-/* Inflates the zlib stream z[0..zlen) into out[0..expect) with zlib's (and
- * libpng's) acceptance rules: header, block types, stored lengths, code
- * construction, symbol validity, distances within the output so far, an
- * output of exactly expect bytes, the stream ending exactly at zlen, the
- * Adler-32. Returns 0, or -1 for anything zlib would reject (and, to be
- * safe, for the window-size case below). z must have STREAM_PAD readable
- * bytes after zlen; dyn holds the tables of dynamic blocks.
- *
- * On x86-64 there is a BMI2 clone too (shrx: the decode chain is shift,
- * mask, load), picked at load time; the results are the same. Not under
- * ThreadSanitizer: its ifunc resolver runs before TSan starts and crashes. */
-#if defined(__x86_64__) && defined(__has_attribute) && !defined(__SANITIZE_THREAD__)
-#if __has_attribute(target_clones)
-__attribute__((target_clones("bmi2", "default")))
-#endif
-#endif
-static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t expect,
-                          struct block_tables *dyn)
+/* The inflater between calls: the bit reader (kept in locals inside the
+ * loops, as above), the output position and the block being decoded. */
+struct zrun {
+    const uint8_t *z;          /* the zlib stream: header, deflate data, Adler-32 */
+    size_t zlen;
+    const uint8_t *p;
+    uint64_t buf;
+    unsigned n;
+    size_t pos;                /* output bytes before the next one */
+    int final;                 /* the last block header read had BFINAL */
+    const uint32_t *lit, *multi, *dist;  /* the current compressed block's tables; NULL between blocks */
+    struct block_tables *dyn;
+};
+
+/* Input bits consumed, counted from z. */
+static size_t zrun_bits(const struct zrun *r)
 {
-    const uint8_t *start, *p, *limit;
-    uint64_t buf = 0;
-    unsigned n = 0, cinfo;
-    size_t pos = 0, fast_end;
-    int final;
+    return (size_t)(r->p - r->z) * 8 - r->n;
+}
+
+/* The zlib header's checks: deflate, FCHECK, no preset dictionary, window
+ * <= 32K (a smaller window only when expect, the whole output, fits in it:
+ * zlib measures distances against it in a way that depends on libpng's
+ * buffering). Starts r at the first block. */
+static int zrun_start(struct zrun *r, const uint8_t *z, size_t zlen, size_t expect, struct block_tables *dyn)
+{
+    unsigned cinfo;
 
     pthread_once(&tables_once, tables_init);
+    memset(r, 0, sizeof *r);
     if (zlen < 2 + 1 + 4)
         return -1;
-    /* Header: deflate, FCHECK, no preset dictionary, window <= 32K. */
     cinfo = z[0] >> 4;
     if ((z[0] & 0x0f) != 8 || cinfo > 7 || ((unsigned)z[0] << 8 | z[1]) % 31 != 0 || (z[1] & 0x20))
         return -1;
-    /* zlib rejects distances beyond the header's window, measured in a way
-     * that depends on libpng's buffering; only a window that holds the whole
-     * output makes that the same as "within the output so far". */
     if (cinfo < 7 && expect > ((size_t)1 << (cinfo + 8)))
         return -1;
+    r->z = z;
+    r->zlen = zlen;
+    r->p = z + 2;
+    r->dyn = dyn;
+    return 0;
+}
 
-    start = p = z + 2;
-    limit = z + zlen + 8;
-    fast_end = expect > FAST_OUT_ROOM ? expect - FAST_OUT_ROOM : 0;
-    do {
-        const uint32_t *lit, *multi, *dist;
-        unsigned type;
-        uint32_t e;
+/* Reads a block header. A compressed block: its tables are set, returns 0.
+ * A stored block: *stored and *stored_len give its bytes (already passed
+ * over), returns 1. -1 for anything zlib rejects. */
+static int block_begin(struct zrun *r, const uint8_t **stored, size_t *stored_len)
+{
+    const uint8_t *start = r->z + 2, *p = r->p, *limit = r->z + r->zlen + 8;
+    uint64_t buf = r->buf;
+    unsigned n = r->n, type;
 
-        REFILL_TO(3);
-        final = (int)PEEK(1);
-        type = PEEK(3) >> 1;
-        DROP(3);
-        if (type == 0) {
-            size_t at, stored;
+    REFILL_TO(3);
+    r->final = (int)PEEK(1);
+    type = PEEK(3) >> 1;
+    DROP(3);
+    if (type == 0) {
+        size_t at, len;
 
-            DROP(n & 7);
-            at = (size_t)(p - start) - n / 8;
-            if (at + 2 + 4 > zlen)
-                return -1;
-            stored = (size_t)start[at] | (size_t)start[at + 1] << 8;
-            if ((stored ^ 0xffff) != ((size_t)start[at + 2] | (size_t)start[at + 3] << 8))
-                return -1;                          /* "invalid stored block lengths" */
-            at += 4;
-            if (stored > zlen - 2 - at || stored > expect - pos)
-                return -1;
-            memcpy(out + pos, start + at, stored);
-            pos += stored;
-            p = start + at + stored;
-            buf = 0;
-            n = 0;
-            continue;
+        DROP(n & 7);
+        at = (size_t)(p - start) - n / 8;
+        if (at + 2 + 4 > r->zlen)
+            return -1;
+        len = (size_t)start[at] | (size_t)start[at + 1] << 8;
+        if ((len ^ 0xffff) != ((size_t)start[at + 2] | (size_t)start[at + 3] << 8))
+            return -1;                              /* "invalid stored block lengths" */
+        at += 4;
+        if (len > r->zlen - 2 - at)
+            return -1;
+        *stored = start + at;
+        *stored_len = len;
+        r->p = start + at + len;
+        r->buf = 0;
+        r->n = 0;
+        return 1;
+    }
+    if (type == 1) {
+        r->lit = fixed_tables.lit;
+        r->multi = fixed_tables.multi;
+        r->dist = fixed_tables.dist;
+    } else if (type == 2) {
+        struct zstate zs = {p, limit, buf, n};
+
+        if (read_dynamic(&zs, r->dyn))
+            return -1;
+        p = zs.p;
+        buf = zs.buf;
+        n = zs.n;
+        r->lit = r->dyn->lit;
+        r->multi = r->dyn->multi;
+        r->dist = r->dyn->dist;
+    } else {
+        return -1;                                  /* "invalid block type" */
+    }
+    r->p = p;
+    r->buf = buf;
+    r->n = n;
+    return 0;
+}
+
+/* Bytes of a strip that wait for the bytes before it (strip-parallel
+ * inflate, below): while a strip is inflated without its window, a byte
+ * copied from before the strip is a placeholder, and so is one copied from
+ * a placeholder. Each match that writes one is recorded, to be replayed
+ * once the window is there. */
+struct taint {
+    size_t base;               /* the strip's first output position */
+    uint64_t *bits;            /* a bit per strip byte: a placeholder */
+    size_t mark_end;           /* one past the last placeholder, from base (0: none) */
+    size_t rec_end;            /* one past the last byte a recorded match wrote, from base */
+    struct replay *recs;       /* the matches that wrote placeholders, in order */
+    size_t nrecs, cap;
+    int oom;                   /* a record could not be kept */
+};
+
+struct replay {
+    uint32_t at;               /* output position, from base */
+    uint16_t distance, length;
+};
+
+static inline int taint_bit(const struct taint *t, size_t i)
+{
+    return (int)(t->bits[i >> 6] >> (i & 63)) & 1;
+}
+
+/* Does a match of length at pos from distance back read a placeholder or
+ * a byte before the strip? */
+static inline int taint_hit(const struct taint *t, size_t pos, size_t distance, unsigned length)
+{
+    size_t rel = pos - t->base, from, last, w0, w1;
+    uint64_t m0, m1;
+
+    if (distance > rel)
+        return 1;
+    from = rel - distance;
+    if (from >= t->mark_end)
+        return 0;
+    last = from + length - 1;
+    w0 = from >> 6;
+    w1 = last >> 6;
+    m0 = ~(uint64_t)0 << (from & 63);
+    m1 = ~(uint64_t)0 >> (63 - (last & 63));
+    if (w0 == w1)
+        return (t->bits[w0] & m0 & m1) != 0;
+    if (t->bits[w0] & m0)
+        return 1;
+    for (size_t w = w0 + 1; w < w1; w++)
+        if (t->bits[w])
+            return 1;
+    return (t->bits[w1] & m1) != 0;
+}
+
+/* The n <= 64 bits of b from bit at. */
+static inline uint64_t bits_get(const uint64_t *b, size_t at, unsigned n)
+{
+    unsigned o = at & 63;
+    uint64_t v = b[at >> 6] >> o;
+
+    if (o + n > 64)
+        v |= b[(at >> 6) + 1] << (64 - o);
+    return n == 64 ? v : v & (((uint64_t)1 << n) - 1);
+}
+
+/* Sets the bits of v (n <= 64 of them) in b from bit at. */
+static inline void bits_or(uint64_t *b, size_t at, unsigned n, uint64_t v)
+{
+    unsigned o = at & 63;
+
+    b[at >> 6] |= v << o;
+    if (o + n > 64)
+        b[(at >> 6) + 1] |= v >> (64 - o);
+}
+
+/* Writes a match that taint_hit found: its bytes from before the strip as
+ * 0, the others copied (a copy of a placeholder is one too: whatever it
+ * holds is replaced by the replay); its placeholders marked; the match
+ * recorded. */
+static void taint_copy(struct taint *t, uint8_t *out, size_t pos, size_t distance, unsigned length)
+{
+    size_t rel = pos - t->base, before = distance > rel ? distance - rel : 0, mark_end = t->mark_end;
+    uint64_t *bits = t->bits;
+
+    if (before > length)
+        before = length;
+    memset(out + pos, 0, before);
+    for (size_t i = before; i < length; i++)
+        out[pos + i] = out[pos + i - distance];
+    /* Bits a chunk at a time; a chunk never reaches past the distance, so
+     * it reads only bits already final (a copy may overlap itself). */
+    for (size_t i = 0; i < before; i += 64) {
+        unsigned c = before - i < 64 ? (unsigned)(before - i) : 64;
+
+        bits_or(bits, rel + i, c, c == 64 ? ~(uint64_t)0 : ((uint64_t)1 << c) - 1);
+        mark_end = rel + before;
+    }
+    for (size_t i = before, step = distance < 64 ? distance : 64; i < length; i += step) {
+        unsigned c = length - i < step ? (unsigned)(length - i) : (unsigned)step;
+        uint64_t v = bits_get(bits, rel + i - distance, c);
+
+        if (v) {
+            bits_or(bits, rel + i, c, v);
+            mark_end = rel + i + 64 - (size_t)__builtin_clzll(v);
         }
-        if (type == 1) {
-            lit = fixed_tables.lit;
-            multi = fixed_tables.multi;
-            dist = fixed_tables.dist;
-        } else if (type == 2) {
-            struct zstate zs = {p, limit, buf, n};
+    }
+    t->mark_end = mark_end;
+    if (rel + length > t->rec_end)
+        t->rec_end = rel + length;
+    if (t->nrecs == t->cap) {
+        size_t cap = t->cap ? 2 * t->cap : 4096;
+        struct replay *recs = realloc(t->recs, cap * sizeof *recs);
 
-            if (read_dynamic(&zs, dyn))
-                return -1;
-            p = zs.p;
-            buf = zs.buf;
-            n = zs.n;
-            lit = dyn->lit;
-            multi = dyn->multi;
-            dist = dyn->dist;
-        } else {
-            return -1;                              /* "invalid block type" */
+        if (!recs) {
+            t->oom = 1;
+            return;
         }
+        t->recs = recs;
+        t->cap = cap;
+    }
+    t->recs[t->nrecs++] = (struct replay){(uint32_t)rel, (uint16_t)distance, (uint16_t)length};
+}
 
-        /* Fast loop: input and output far from their ends (room for a
-         * longest match plus copy_match's overshoot, or for the up to 8
-         * literals of one iteration and a 2-byte store). Entry e is looked
-         * up before the refill that follows (it needs only LIT_TBITS bits),
-         * so the refill stays off the decode chain. */
-        REFILL_TO(48);
-        e = multi[PEEK(LIT_TBITS)];
-        while (pos < fast_end && p <= z + zlen) {   /* two refills stay in STREAM_PAD */
-            unsigned length;
-            size_t distance;
-            uint32_t d;
-            uint64_t saved;
+/* Decodes the rest of the current compressed block into out, whose bytes
+ * from r->pos up to end are this call's to write (nothing at or past end
+ * is written), with zlib's checks: symbol validity, distances within the
+ * output so far. With t, matches that read before t->base or from a
+ * placeholder go through taint_copy. 0 at the end of the block (tables
+ * cleared), -1 otherwise. */
+static inline __attribute__((always_inline)) int block_run(struct zrun *r, uint8_t *out, size_t end,
+                                                           struct taint *t)
+{
+    const uint8_t *z = r->z, *p = r->p, *limit = r->z + r->zlen + 8;
+    const uint32_t *lit = r->lit, *multi = r->multi, *dist = r->dist;
+    uint64_t buf = r->buf;
+    unsigned n = r->n;
+    size_t pos = r->pos, zlen = r->zlen;
+    size_t fast_end = end > FAST_OUT_ROOM ? end - FAST_OUT_ROOM : 0;
+    uint32_t e;
 
-            REFILL_WORD();
-            if (e & M_LIT) {
-                /* Up to four literal entries on one refill (4 x 11 bits),
-                 * each one or two literals, stored as two bytes. */
+    /* Fast loop: input and output far from their ends (room for a
+     * longest match plus copy_match's overshoot, or for the up to 8
+     * literals of one iteration and a 2-byte store). Entry e is looked
+     * up before the refill that follows (it needs only LIT_TBITS bits),
+     * so the refill stays off the decode chain. */
+    REFILL_TO(48);
+    e = multi[PEEK(LIT_TBITS)];
+    while (pos < fast_end && p <= z + zlen) {   /* two refills stay in STREAM_PAD */
+        unsigned length;
+        size_t distance;
+        uint32_t d;
+        uint64_t saved;
+
+        REFILL_WORD();
+        if (e & M_LIT) {
+            /* Up to four literal entries on one refill (4 x 11 bits),
+             * each one or two literals, stored as two bytes. */
 #define TAKE_LITERAL_ENTRY()                                \
     do {                                                    \
         uint16_t v_ = (uint16_t)(e >> 8);                   \
@@ -975,81 +1139,451 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
         DROP(M_DROP(e));                                    \
         e = multi[PEEK(LIT_TBITS)];                         \
     } while (0)
+            TAKE_LITERAL_ENTRY();
+            if (e & M_LIT) {
                 TAKE_LITERAL_ENTRY();
                 if (e & M_LIT) {
                     TAKE_LITERAL_ENTRY();
-                    if (e & M_LIT) {
+                    if (e & M_LIT)
                         TAKE_LITERAL_ENTRY();
-                        if (e & M_LIT)
-                            TAKE_LITERAL_ENTRY();
-                    }
                 }
+            }
 #undef TAKE_LITERAL_ENTRY
-                continue;
-            }
-            RESOLVE(e, lit, LIT_TBITS);
-            saved = buf;
-            DROP(E_DROP(e));
-            if (E_KIND(e) == K_LIT) {
-                out[pos++] = (uint8_t)E_VAL(e);     /* a literal codeword > LIT_TBITS */
-                e = multi[PEEK(LIT_TBITS)];
-                continue;
-            }
-            if (E_KIND(e) != K_MATCH) {
-                if (E_KIND(e) == K_EOB)
-                    goto block_done;
-                return -1;                          /* "invalid literal/length code" */
-            }
-            length = E_VAL(e) + EXTRA_BITS(e, saved);
-            DECODE(d, dist, DIST_TBITS, saved);
-            if (E_KIND(d) != K_MATCH)
-                return -1;                          /* "invalid distance code" */
-            distance = E_VAL(d) + EXTRA_BITS(d, saved);
-            if (distance > pos)
-                return -1;                          /* "invalid distance too far back" */
-            /* Next entry first, so that its lookup overlaps the copy. */
-            REFILL_WORD();
+            continue;
+        }
+        RESOLVE(e, lit, LIT_TBITS);
+        saved = buf;
+        DROP(E_DROP(e));
+        if (E_KIND(e) == K_LIT) {
+            out[pos++] = (uint8_t)E_VAL(e);     /* a literal codeword > LIT_TBITS */
             e = multi[PEEK(LIT_TBITS)];
+            continue;
+        }
+        if (E_KIND(e) != K_MATCH) {
+            if (E_KIND(e) == K_EOB)
+                goto block_done;
+            return -1;                          /* "invalid literal/length code" */
+        }
+        length = E_VAL(e) + EXTRA_BITS(e, saved);
+        DECODE(d, dist, DIST_TBITS, saved);
+        if (E_KIND(d) != K_MATCH)
+            return -1;                          /* "invalid distance code" */
+        distance = E_VAL(d) + EXTRA_BITS(d, saved);
+        if (distance > pos)
+            return -1;                          /* "invalid distance too far back" */
+        /* Next entry first, so that its lookup overlaps the copy. */
+        REFILL_WORD();
+        e = multi[PEEK(LIT_TBITS)];
+        if (t && taint_hit(t, pos, distance, length))
+            taint_copy(t, out, pos, distance, length);
+        else
             copy_match(out + pos, distance, length);
+        pos += length;
+    }
+
+    /* Careful loop: one symbol at a time, every bound checked. */
+    for (;;) {
+        unsigned length, distance;
+        uint64_t saved;
+
+        REFILL_TO(48);
+        DECODE(e, lit, LIT_TBITS, saved);
+        if (E_KIND(e) == K_LIT) {
+            if (pos == end)
+                return -1;                      /* "too much image data" */
+            out[pos++] = (uint8_t)E_VAL(e);
+            continue;
+        }
+        if (E_KIND(e) != K_MATCH) {
+            if (E_KIND(e) == K_EOB)
+                break;
+            return -1;
+        }
+        length = E_VAL(e) + EXTRA_BITS(e, saved);
+        DECODE(e, dist, DIST_TBITS, saved);
+        if (E_KIND(e) != K_MATCH)
+            return -1;
+        distance = E_VAL(e) + EXTRA_BITS(e, saved);
+        if (distance > pos || length > end - pos)
+            return -1;
+        if (t && taint_hit(t, pos, distance, length)) {
+            taint_copy(t, out, pos, distance, length);
             pos += length;
+            continue;
         }
+        for (; length > 0; length--, pos++)
+            out[pos] = out[pos - distance];
+    }
+block_done:
+    r->p = p;
+    r->buf = buf;
+    r->n = n;
+    r->pos = pos;
+    r->lit = r->multi = r->dist = NULL;
+    return 0;
+}
 
-        /* Careful loop: one symbol at a time, every bound checked. */
-        for (;;) {
-            unsigned length, distance;
-            uint64_t saved;
+/* block_run without and with placeholders. On x86-64 there are BMI2 clones
+ * too (shrx: the decode chain is shift, mask, load), picked at load time;
+ * the results are the same. Not under ThreadSanitizer: its ifunc resolver
+ * runs before TSan starts and crashes. */
+#if defined(__x86_64__) && defined(__has_attribute) && !defined(__SANITIZE_THREAD__)
+#if __has_attribute(target_clones)
+#define DECODE_CLONES __attribute__((target_clones("bmi2", "default")))
+#endif
+#endif
+#ifndef DECODE_CLONES
+#define DECODE_CLONES
+#endif
+DECODE_CLONES static int block_bytes(struct zrun *r, uint8_t *out, size_t end)
+{
+    return block_run(r, out, end, NULL);
+}
 
-            REFILL_TO(48);
-            DECODE(e, lit, LIT_TBITS, saved);
-            if (E_KIND(e) == K_LIT) {
-                if (pos == expect)
-                    return -1;                      /* "too much image data" */
-                out[pos++] = (uint8_t)E_VAL(e);
-                continue;
-            }
-            if (E_KIND(e) != K_MATCH) {
-                if (E_KIND(e) == K_EOB)
-                    break;
+DECODE_CLONES static int block_tracked(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
+{
+    return block_run(r, out, end, t);
+}
+
+/* Inflates the zlib stream z[0..zlen) into out[0..expect) with zlib's (and
+ * libpng's) acceptance rules: header, block types, stored lengths, code
+ * construction, symbol validity, distances within the output so far, an
+ * output of exactly expect bytes, the stream ending exactly at zlen, the
+ * Adler-32. Returns 0, or -1 for anything zlib would reject (and, to be
+ * safe, for the window-size case of zrun_start). z must have STREAM_PAD
+ * readable bytes after zlen; dyn holds the tables of dynamic blocks. */
+static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t expect,
+                          struct block_tables *dyn)
+{
+    struct zrun r;
+
+    if (zrun_start(&r, z, zlen, expect, dyn))
+        return -1;
+    do {
+        const uint8_t *stored;
+        size_t stored_len;
+        int rc = block_begin(&r, &stored, &stored_len);
+
+        if (rc < 0)
+            return -1;
+        if (rc == 1) {
+            if (stored_len > expect - r.pos)
                 return -1;
-            }
-            length = E_VAL(e) + EXTRA_BITS(e, saved);
-            DECODE(e, dist, DIST_TBITS, saved);
-            if (E_KIND(e) != K_MATCH)
-                return -1;
-            distance = E_VAL(e) + EXTRA_BITS(e, saved);
-            if (distance > pos || length > expect - pos)
-                return -1;
-            for (; length > 0; length--, pos++)
-                out[pos] = out[pos - distance];
+            memcpy(out + r.pos, stored, stored_len);
+            r.pos += stored_len;
+        } else if (block_bytes(&r, out, expect)) {
+            return -1;
         }
-    block_done:;
-    } while (!final);
-    DROP(n & 7);
-    if (pos != expect || p > limit || (size_t)(p - start) - n / 8 + 2 + 4 != zlen)
+    } while (!r.final);
+    if (r.pos != expect || (zrun_bits(&r) + 7) / 8 != zlen - 4)
         return -1;
     if (libdeflate_adler32(1, out, expect) != be32(z + zlen - 4))
         return -1;                                  /* "incorrect data check" */
     return 0;
+}
+
+/* ---- strip-parallel inflate ----
+ *
+ * imgpar's encoder writes a huge PNG as strips of rows, each deflated on
+ * its own but primed with the 32 KiB before it and ended with a sync flush
+ * (codec_png_write.c), and records where each strip starts in an ipST
+ * chunk before the image data: rows per strip (4 bytes), strip count n (4
+ * bytes), then for strips 1..n-1 the offset of its first byte in the zlib
+ * stream (8 bytes each, big-endian). Given a runner, each strip is
+ * inflated by one task, all at once:
+ * - A strip starts with no window: the 32 KiB before it are still being
+ *   inflated by another task. So a byte copied from before the strip is
+ *   a placeholder, and so is a byte copied from a placeholder; each match
+ *   that writes one is recorded (struct taint). Once 32 KiB have come with
+ *   no placeholder, no distance can reach one, and the strip goes on as a
+ *   plain inflate. (On photos the placeholders are dense in the first
+ *   32 KiB and thin out, but a few chains of copies may last the strip.)
+ * - Each strip must end exactly where the next begins, at a block
+ *   boundary, with exactly its rows' bytes (the last with the final block,
+ *   then the Adler-32). That makes the result the serial inflate's: the
+ *   serial decoder would read the next block header at the same bit.
+ * - A strip is completed (its recorded matches replayed in the order they
+ *   were decoded) once the 32 KiB before it are final: the strip before is
+ *   complete, or it is inflated and has no placeholder in its last 32 KiB
+ *   (the usual case: so strips are completed in parallel, not one after
+ *   another). Whichever task makes a strip ready completes it. A strip's
+ *   Adler-32 is taken in two parts, after the bytes a replay may change
+ *   and then of those, and the strips' are combined at the end.
+ * - A strip whose records would take those held past ip__png_records_max
+ *   bytes (32 MiB) is inflated again afterwards by one thread, in order,
+ *   with its window there. Anything unexpected (a layout that does not
+ *   match the stream, a stream zlib rejects, no memory) leaves the whole
+ *   stream to inflate_strict, which decides. The chunk is only a hint: a
+ *   wrong one costs time, never bytes.
+ * - Measured on a 20000x20000 photo mosaic (286 strips): placeholders last
+ *   about the first MiB of each 4 MiB strip, a third of the matches there
+ *   are recorded (9.2 million in all), and the tasks' work is about 1.2x
+ *   a serial inflate's; the replays are 1% of it. */
+
+#define WINDOW 32768u
+
+enum { PS_RUNNING, PS_FAILED, PS_DONE, PS_DEFERRED };
+
+atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
+size_t ip__png_records_max = (size_t)32 << 20;
+
+struct pstrip {
+    size_t out_start, out_end;  /* its part of the inflated rows */
+    size_t in_start, in_end;    /* its deflate data in z: up to the next strip's, the last's to zlen - 4 */
+    /* Under pinflate.lock while the tasks run: */
+    int state;                  /* PS_*: PS_DONE once inflated */
+    int clean_tail;             /* inflated, and no placeholder in its last WINDOW bytes */
+    int claimed, complete;      /* being completed; completed (its bytes final) */
+    struct replay *recs;        /* matches to replay once the bytes before are final */
+    size_t nrecs;
+    size_t head_len;            /* bytes from out_start that the replay may change */
+    uint32_t adler;             /* Adler-32 of its bytes after the head, then of all once completed */
+};
+
+struct pinflate {
+    const uint8_t *z;
+    size_t zlen;
+    uint8_t *out;
+    struct pstrip *strips;
+    uint32_t n;
+    pthread_mutex_t lock;
+    size_t rec_bytes;           /* records held */
+};
+
+static inline uint64_t be64(const uint8_t *p)
+{
+    return (uint64_t)be32(p) << 32 | be32(p + 4);
+}
+
+/* Inflates strip s (the last one when last); returns its new state. When
+ * tracking, the bytes before it may not be there yet. */
+static int strip_inflate(struct pinflate *pi, struct pstrip *s, int last, int tracking,
+                         struct block_tables *dyn, int *clean_tail)
+{
+    size_t strip_len = s->out_end - s->out_start;
+    struct taint t = {s->out_start, NULL, 0, 0, NULL, 0, 0, 0};
+    int state = PS_FAILED;
+    struct zrun r;
+
+    if (tracking && !(t.bits = calloc(strip_len / 64 + 1, sizeof *t.bits)))
+        return PS_DEFERRED;
+    memset(&r, 0, sizeof r);
+    r.z = pi->z;
+    r.zlen = pi->zlen;
+    r.p = pi->z + s->in_start;
+    r.pos = s->out_start;
+    r.dyn = dyn;
+    for (;;) {
+        const uint8_t *stored;
+        size_t stored_len, bits = zrun_bits(&r);
+        int rc;
+
+        if (r.final) {
+            if (last && r.pos == s->out_end && (bits + 7) / 8 == s->in_end)
+                state = PS_DONE;
+            break;
+        }
+        if (bits >= s->in_end * 8) {
+            if (!last && bits == s->in_end * 8 && r.pos == s->out_end)
+                state = PS_DONE;
+            break;
+        }
+        if (tracking && r.pos - s->out_start >= t.mark_end + WINDOW)
+            tracking = 0;   /* no distance reaches a placeholder any more */
+        rc = block_begin(&r, &stored, &stored_len);
+        if (rc < 0)
+            break;
+        if (rc == 1) {
+            if (stored_len > s->out_end - r.pos)
+                break;
+            memcpy(pi->out + r.pos, stored, stored_len);
+            r.pos += stored_len;
+        } else if (tracking ? block_tracked(&r, pi->out, s->out_end, &t) : block_bytes(&r, pi->out, s->out_end)) {
+            break;
+        }
+    }
+    free(t.bits);
+    *clean_tail = t.mark_end == 0 ? strip_len >= WINDOW : t.mark_end + WINDOW <= strip_len;
+    if (state == PS_DONE) {
+        pthread_mutex_lock(&pi->lock);
+        if (t.oom || pi->rec_bytes + t.nrecs * sizeof *t.recs > ip__png_records_max)
+            state = PS_DEFERRED;
+        else
+            pi->rec_bytes += t.nrecs * sizeof *t.recs;
+        pthread_mutex_unlock(&pi->lock);
+    }
+    if (state == PS_DONE) {
+        s->recs = t.recs;
+        s->nrecs = t.nrecs;
+        s->head_len = t.rec_end;
+        s->adler = libdeflate_adler32(1, pi->out + s->out_start + t.rec_end, strip_len - t.rec_end);
+    } else {
+        free(t.recs);
+    }
+    return state;
+}
+
+/* Completes strip s, whose 32 KiB before are final: replays its records
+ * and makes its Adler-32 whole. */
+static void strip_complete(struct pstrip *s, uint8_t *out)
+{
+    uint8_t *dst = out + s->out_start;
+    size_t strip_len = s->out_end - s->out_start;
+
+    for (size_t i = 0; i < s->nrecs; i++) {
+        const struct replay *rec = &s->recs[i];
+        uint8_t *d = dst + rec->at;
+
+        if (rec->distance >= rec->length)
+            memcpy(d, d - rec->distance, rec->length);
+        else
+            for (unsigned j = 0; j < rec->length; j++)
+                d[j] = d[(ptrdiff_t)j - rec->distance];
+    }
+    s->adler = (uint32_t)adler32_combine(libdeflate_adler32(1, dst, s->head_len), s->adler,
+                                         (z_off_t)(strip_len - s->head_len));
+}
+
+/* Strip k can be completed now. The caller holds pi->lock. */
+static int strip_ready(const struct pinflate *pi, uint32_t k)
+{
+    const struct pstrip *s = &pi->strips[k], *prev = k > 0 ? s - 1 : NULL;
+
+    return k < pi->n && s->state == PS_DONE && !s->claimed &&
+           (!prev || prev->complete || (prev->state == PS_DONE && prev->clean_tail));
+}
+
+/* Completes strip k and then each following strip that this makes ready.
+ * Called with pi->lock held (released while replaying). */
+static void complete_from(struct pinflate *pi, uint32_t k)
+{
+    for (; strip_ready(pi, k); k++) {
+        struct pstrip *s = &pi->strips[k];
+
+        s->claimed = 1;
+        pthread_mutex_unlock(&pi->lock);
+        strip_complete(s, pi->out);
+        pthread_mutex_lock(&pi->lock);
+        free(s->recs);
+        s->recs = NULL;
+        pi->rec_bytes -= s->nrecs * sizeof *s->recs;
+        s->complete = 1;
+    }
+}
+
+static int strip_task(void *ctx, uint32_t k, struct ip_error *err)
+{
+    struct pinflate *pi = ctx;
+    struct pstrip *s = &pi->strips[k];
+    struct block_tables *dyn = malloc(sizeof *dyn);
+    int state = PS_DEFERRED, clean_tail = 0;
+
+    (void)err;
+    if (dyn)
+        state = strip_inflate(pi, s, k + 1 == pi->n, k > 0, dyn, &clean_tail);
+    free(dyn);
+    pthread_mutex_lock(&pi->lock);
+    s->state = state;
+    s->clean_tail = clean_tail;
+    complete_from(pi, k);       /* the strip before was final */
+    complete_from(pi, k + 1);   /* this strip's tail is final */
+    pthread_mutex_unlock(&pi->lock);
+    return 0;
+}
+
+/* The strips of the ipST chunk for this image and stream: a calloc'd
+ * array of *n, or NULL when the chunk does not fit them. */
+static struct pstrip *layout_strips(const struct png_head *h, size_t zlen, uint32_t *n)
+{
+    const uint8_t *body = h->layout;
+    size_t fb = h->rowbytes + 1;
+    uint32_t rows, count;
+    struct pstrip *s;
+
+    if (!body || h->layout_len < 8)
+        return NULL;
+    rows = be32(body);
+    count = be32(body + 4);
+    if (rows == 0 || count < 2 || h->layout_len != 8 + 8 * ((size_t)count - 1) ||
+        (uint64_t)(count - 1) * rows >= h->height || (uint64_t)count * rows < h->height)
+        return NULL;
+    if (!(s = calloc(count, sizeof *s)))
+        return NULL;
+    for (uint32_t k = 0; k < count; k++) {
+        uint64_t end_row = (uint64_t)(k + 1) * rows < h->height ? (uint64_t)(k + 1) * rows : h->height;
+
+        s[k].out_start = (size_t)k * rows * fb;
+        s[k].out_end = (size_t)end_row * fb;
+        s[k].in_start = k == 0 ? 2 : (size_t)be64(body + 8 * k);
+        s[k].in_end = zlen - 4;
+        if (k > 0) {
+            if (be64(body + 8 * k) >= zlen - 4 || s[k].in_start <= s[k - 1].in_start) {
+                free(s);
+                return NULL;
+            }
+            s[k - 1].in_end = s[k].in_start;
+        }
+    }
+    *n = count;
+    return s;
+}
+
+/* Inflates z into out as inflate_strict does, strip by strip on runner's
+ * threads. Returns 0 (done), 1 (not done: inflate_strict decides) or the
+ * runner's failure (err set). */
+static int inflate_parallel(const struct png_head *h, const uint8_t *z, uint8_t *out,
+                            const struct ip__strip_runner *runner, struct ip_error *err)
+{
+    struct pinflate pi;
+    struct block_tables *dyn = NULL;
+    uint32_t adler = 1;
+    struct zrun r;
+    int rc = 1;
+
+    memset(&pi, 0, sizeof pi);
+    pi.z = z;
+    pi.zlen = h->idat_len;
+    pi.out = out;
+    if (zrun_start(&r, z, pi.zlen, h->filtered_size, NULL) || (z[0] >> 4) != 7 ||
+        !(pi.strips = layout_strips(h, pi.zlen, &pi.n)))
+        return 1;
+    pthread_mutex_init(&pi.lock, NULL);
+    if ((rc = runner->run(runner->runner_ctx, pi.n, strip_task, &pi, err)) != 0)
+        goto done;
+    rc = 1;
+    /* In order: the strips left over (each with its window there now), and
+     * those still to complete; then the Adler-32. */
+    for (uint32_t k = 0; k < pi.n; k++) {
+        struct pstrip *s = &pi.strips[k];
+        int clean_tail;
+
+        atomic_fetch_add(s->state == PS_DONE ? &ip__png_strips_parallel : &ip__png_strips_deferred, 1);
+        if (s->state == PS_DEFERRED) {
+            if (!dyn && !(dyn = malloc(sizeof *dyn)))
+                goto done;
+            s->state = strip_inflate(&pi, s, k + 1 == pi.n, 0, dyn, &clean_tail);
+        }
+        if (s->state != PS_DONE)
+            goto done;
+        if (!s->complete)
+            strip_complete(s, out);
+        s->complete = 1;
+        adler = (uint32_t)adler32_combine(adler, s->adler, (z_off_t)(s->out_end - s->out_start));
+    }
+    if (adler == be32(z + pi.zlen - 4)) {
+        rc = 0;
+        if (runner->used)
+            runner->used(runner->runner_ctx);
+    }
+done:
+    if (rc == 1)
+        atomic_fetch_add(&ip__png_parallel_declined, 1);
+    for (uint32_t k = 0; k < pi.n; k++)
+        free(pi.strips[k].recs);
+    pthread_mutex_destroy(&pi.lock);
+    free(pi.strips);
+    free(dyn);
+    return rc;
 }
 
 /* ---- unfiltering ---- */
@@ -1380,7 +1914,8 @@ static void scale_16(const struct png_head *h, const uint8_t *rows, struct ip_im
 /* Inflates the stream z and makes the image: 0, NOT_HANDLED, or a
  * negative code from ip__pixels_alloc. */
 static int decode_stream(const struct png_head *h, const uint8_t *z, const struct ip_decode_opts *opts,
-                         struct ip_image *out, struct ip_error *err, struct scratch *s, int sse41)
+                         const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err,
+                         struct scratch *s, int sse41)
 {
     int rc;
 
@@ -1392,7 +1927,12 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
         rc = ip__pixels_alloc_room(opts, out, h->width, h->height, h->out_channels, h->rowbytes + 1, err);
         if (rc)
             return rc;
-        if (inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables) ||
+        rc = runner && h->layout ? inflate_parallel(h, z, out->pixels, runner, err) : 1;
+        if (rc < 0) {
+            ip__pixels_free(opts, out);
+            return rc;
+        }
+        if ((rc == 1 && inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables)) ||
             !filter_bytes_valid(h, out->pixels)) {
             ip__pixels_free(opts, out);
             return NOT_HANDLED;
@@ -1428,7 +1968,8 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
 }
 
 static int decode(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
-                  struct ip_image *out, struct ip_error *err, struct scratch *s, int sse41)
+                  const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err,
+                  struct scratch *s, int sse41)
 {
     struct png_head h;
     uint8_t *gaps = NULL;
@@ -1454,19 +1995,19 @@ static int decode(const uint8_t *data, size_t len, uint8_t *writable, const stru
         return NOT_HANDLED;
 
     if (h.idat_chunks == 1)   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
-        return decode_stream(&h, data + h.first_idat + 8, opts, out, err, s, sse41);
+        return decode_stream(&h, data + h.first_idat + 8, opts, runner, out, err, s, sse41);
     if (!compact) {
         if (scratch_reserve(&s->idat, &s->idat_cap, h.idat_len + STREAM_PAD))
             return NOT_HANDLED;
         gather_idat(data, &h, s->idat);
         memset(s->idat + h.idat_len, 0, STREAM_PAD);
-        return decode_stream(&h, s->idat, opts, out, err, s, sse41);
+        return decode_stream(&h, s->idat, opts, runner, out, err, s, sse41);
     }
     gaps = malloc(12 * (size_t)(h.idat_chunks - 1));
     if (!gaps)
         return NOT_HANDLED;
     compact_idat(writable, &h, gaps);
-    rc = decode_stream(&h, writable + h.first_idat + 8, opts, out, err, s, sse41);
+    rc = decode_stream(&h, writable + h.first_idat + 8, opts, runner, out, err, s, sse41);
     if (rc)   /* libpng reads the file next, or the caller may report it */
         restore_idat(writable, &h, gaps);
     free(gaps);
@@ -1474,7 +2015,7 @@ static int decode(const uint8_t *data, size_t len, uint8_t *writable, const stru
 }
 
 int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, const struct ip_decode_opts *opts,
-                        struct ip_image *out, struct ip_error *err)
+                        const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err)
 {
     struct scratch *s;
     int owned, rc, mode;
@@ -1486,7 +2027,7 @@ int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, cons
     s = scratch_get(&owned);
     if (!s)
         return NOT_HANDLED;
-    rc = decode(data, len, writable == data ? writable : NULL, opts, out, err, s, mode == 1 && cpu_sse41);
+    rc = decode(data, len, writable == data ? writable : NULL, opts, runner, out, err, s, mode == 1 && cpu_sse41);
     if (owned)
         scratch_destroy(s);
     else

@@ -20,7 +20,8 @@
  *   with Z_FINISH); the strips are then joined into one zlib stream whose
  *   Adler-32 is combined from the strips' (pigz's method). Strips can be
  *   encoded by any threads in any order, and the bytes never depend on how
- *   many threads did it.
+ *   many threads did it. An ipST chunk before the image data records the
+ *   layout (put_layout), so that decoding can run by strips too.
  * - Scratch buffers and compressors are per thread and reused; they are
  *   freed when the thread exits. */
 #include <libdeflate.h>
@@ -298,6 +299,31 @@ int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, stru
     return rc;
 }
 
+/* The ipST chunk: rows per strip, strip count, and where strips 1..n-1
+ * start in the zlib stream (8 bytes each), so that a decoder can inflate
+ * the strips at once (codec_png_fast.c). Ancillary, private, unsafe to copy:
+ * an editor that changes the image data drops it. */
+static int put_layout(const struct ip_image *img, const struct ip_buf *strips, uint32_t n, struct ip_buf *out,
+                      struct ip_error *err)
+{
+    size_t len = 8 + 8 * ((size_t)n - 1), at = 2;
+    uint8_t *body = malloc(len);
+    int rc;
+
+    if (!body)
+        return ip_error_set(err, IP_ENOMEM, "out of memory for the PNG strip layout");
+    put32(body, ip__png_strip_rows(img));
+    put32(body + 4, n);
+    for (uint32_t k = 1; k < n; k++) {
+        at += strips[k - 1].len;
+        put32(body + 8 * k, (uint32_t)((uint64_t)at >> 32));
+        put32(body + 8 * k + 4, (uint32_t)at);
+    }
+    rc = put_chunk(out, "ipST", body, len, err);
+    free(body);
+    return rc;
+}
+
 int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
                         const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
                         struct ip_error *err)
@@ -309,7 +335,8 @@ int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *st
 
     for (uint32_t k = 0; k < n; k++)
         zlen += strips[k].len;
-    if (put_header(img, out, err) || !(z_at = idat_reserve(out, zlen, err)))
+    if (put_header(img, out, err) || (n > 1 && put_layout(img, strips, n, out, err)) ||
+        !(z_at = idat_reserve(out, zlen, err)))
         return IP_ENOMEM;
     /* zlib header, the strips' deflate data, the combined Adler-32. */
     z = out->data + z_at;

@@ -96,6 +96,7 @@ struct alloc_ctx {
     struct ip_pipeline *p;
     struct ip__item *item;
     int prefault;            /* the decode runs on this thread alone: a helper may prefault */
+    int strips_used;         /* the decode was spread over a team (strips_used) */
     struct prefault pf;
 };
 
@@ -259,6 +260,29 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
     return 1;
 }
 
+/* The strip runner lent to a whole decode (ip__decode_owned): a huge PNG
+ * that imgpar wrote in strips is inflated by a strip team (codec_png_fast.c).
+ * The prefault helper stops first: the team's threads touch their own
+ * pages, and the helper holds a token that a team thread could use. */
+static int run_strips(void *ctx, uint32_t n, ip__strip_fn fn, void *fn_ctx, struct ip_error *err)
+{
+    struct alloc_ctx *ac = ctx;
+    uint64_t helper_ns = 0;
+    int rc;
+
+    prefault_stop(&ac->pf, ac->item);
+    rc = ip__team_run(ac->p, n, fn, fn_ctx, &helper_ns, err);
+    ip__stage_add(ac->p, ac->item, IP_STAGE_DECODE, helper_ns);
+    return rc;
+}
+
+static void strips_used(void *ctx)
+{
+    struct alloc_ctx *ac = ctx;
+
+    ac->strips_used = 1;
+}
+
 /* IMGPAR_DECODE_GRAY=0 in the environment keeps the gray in the chain
  * (tests compare the two; benchmarks measure the difference). */
 static struct ip__switch decode_gray_switch = {-1, "IMGPAR_DECODE_GRAY"};
@@ -273,6 +297,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     struct ip_decode_opts opts = p->cfg.decode;
     struct alloc_ctx ac = {.p = p, .item = item};
     struct ip_allocator alloc = {arena_alloc_cb, arena_free_cb, &ac};
+    struct ip__strip_runner runner = {run_strips, strips_used, &ac};
     enum ip_format fmt = IP_FORMAT_UNKNOWN;
     uint64_t t0;
     int rc;
@@ -308,8 +333,11 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     }
     if (rc == 1) {   /* the file is read again below only for a JPEG's header */
         ac.prefault = 1;
-        rc = ip__decode_owned(buf->data, buf->len, &opts, &item->src, &fmt, &item->err);
+        rc = ip__decode_owned(buf->data, buf->len, &opts, p->cfg.jobs > 1 ? &runner : NULL, &item->src, &fmt,
+                              &item->err);
         prefault_stop(&ac.pf, item);
+        if (rc == 0 && ac.strips_used)
+            atomic_fetch_add(&p->strip_decodes, 1);
     }
     ip__stage_add(p, item, IP_STAGE_DECODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);

@@ -112,7 +112,7 @@ struct ip_stats {
     uint64_t peak_pixel_bytes;          /* most pixel bytes in flight at once: decoded images and
                                          * their filter outputs in the --mem arena */
     uint64_t strip_decodes;             /* images decoded by strips on several cores (huge JPEGs
-                                         * with restart markers) */
+                                         * with restart markers, huge PNGs imgpar wrote) */
 };
 
 struct ip_pipeline;

@@ -103,7 +103,7 @@ static int fast_once(const uint8_t *data, size_t len, int mode, struct ip_image 
     ip__png_fast_set_enabled(mode);
     memset(img, 0, sizeof *img);
     ip_error_clear(err);
-    rc = ip__png_decode_fast(data, len, NULL, &opts, img, err);
+    rc = ip__png_decode_fast(data, len, NULL, &opts, NULL, img, err);
     ip__png_fast_set_enabled(1);
     return rc;
 }
@@ -124,7 +124,7 @@ static int fast_writable(const uint8_t *data, size_t len, struct ip_image *img, 
     ip_decode_opts_default(&opts);
     memset(img, 0, sizeof *img);
     ip_error_clear(err);
-    rc = ip__png_decode_fast(copy, len, copy, &opts, img, err);
+    rc = ip__png_decode_fast(copy, len, copy, &opts, NULL, img, err);
     *copy_ok = memcmp(copy, data, len) == 0;
     free(copy);
     return rc;

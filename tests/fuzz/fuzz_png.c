@@ -2,16 +2,27 @@
  * IHDR pre-check in codec.c), strict and with allow_truncated. Inputs
  * without the PNG signature get it prepended. Each input is also decoded
  * as the pipeline's loader does (ip__decode_owned: several IDATs moved
- * together in place), which must give the same result, and leave the
- * buffer as it was when it fails. */
+ * together in place, and a strip runner, which a PNG with an ipST chunk
+ * uses to inflate its strips apart: here they run on this thread, in
+ * reverse order), which must give the same result, and leave the buffer
+ * as it was when it fails. Seeds with ipST chunks: seeds/png. */
 #include "codec_internal.h"
 #include "fuzz_common.h"
+
+static int run_reversed(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err)
+{
+    (void)runner_ctx;
+    for (uint32_t k = n; k-- > 0;)
+        fn(ctx, k, err);
+    return 0;
+}
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_counts counts = {0};
+    struct ip__strip_runner runner = {run_reversed, NULL, NULL};
     struct ip_decode_opts opts;
     struct ip_image img;
     size_t len;
@@ -34,7 +45,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         fuzz_opts(&opts, IP_DECODER_NATIVE, allow);
         rc = fuzz_decode(buf, len, &opts, &img, &counts);
         fuzz_opts(&opts, IP_DECODER_NATIVE, allow);
-        rc_owned = ip__decode_owned(copy, len, &opts, &owned, NULL, &err);
+        rc_owned = ip__decode_owned(copy, len, &opts, &runner, &owned, NULL, &err);
         FUZZ_ASSERT(rc_owned == rc);
         if (rc == 0)
             FUZZ_ASSERT(owned.width == img.width && owned.height == img.height &&
