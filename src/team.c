@@ -8,8 +8,9 @@
  * cores that are idle. The strip layout belongs to the codec and depends
  * only on the image, so the result is the same whoever works which strip.
  * While the helpers finish, the owner lends its token, so no helper waits
- * on it forever. Cancellation makes the waiting helpers give up; the owner
- * then sees strips missing and reports IP_EINTR. */
+ * on it forever. Cancellation makes every thread stop before its next strip
+ * (the waiting helpers give up their wait); the owner then sees strips
+ * missing and reports IP_EINTR. */
 #include <stdlib.h>
 #include <string.h>
 
@@ -38,8 +39,8 @@ static void team_work(struct team *t, int holds_token)
         unsigned k;
         int rc;
 
-        if (atomic_load(&t->next) >= t->n)
-            break;
+        if (atomic_load(&t->next) >= t->n || atomic_load(&t->p->cancelled))
+            break;   /* the owner too stops at a cancel: the strips missing say IP_EINTR */
         if (!holds_token && ip__sem_acquire(&t->p->cpu, NULL) != 0)
             break;
         k = atomic_fetch_add(&t->next, 1);
