@@ -20,8 +20,6 @@
  * declined.
  *
  * Photo-like inputs: /usr/bin/python3 tests/conformance/make_bench_png.py DIR */
-#include <pthread.h>
-#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -30,6 +28,7 @@
 
 #include "codec_internal.h"
 #include "imgpar/codec.h"
+#include "strip_pool.h"
 #include "testutil.h"
 
 static double clock_s(clockid_t clock)
@@ -62,41 +61,14 @@ struct result {
     int ok;
 };
 
-/* A runner of `threads` threads taking strips from a counter. */
-struct pool {
-    uint32_t n;
-    ip__strip_fn fn;
-    void *ctx;
-    atomic_uint next;
-};
-
 static int threads = 1;
 
-static void *pool_main(void *arg)
-{
-    struct pool *p = arg;
-    struct ip_error err;
-    unsigned k;
-
-    while ((k = atomic_fetch_add(&p->next, 1)) < p->n)
-        p->fn(p->ctx, k, &err);
-    return NULL;
-}
-
+/* The runner of the "strips" path: `threads` threads. */
 static int run_pool(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err)
 {
-    struct pool p = {n, fn, ctx, 0};
-    pthread_t t[63];
-    int nt = threads - 1 < 63 ? threads - 1 : 63, i;
-
     (void)runner_ctx;
     (void)err;
-    for (i = 0; i < nt; i++)
-        if (pthread_create(&t[i], NULL, pool_main, &p) != 0)
-            break;
-    pool_main(&p);
-    while (i-- > 0)
-        pthread_join(t[i], NULL);
+    test_pool_run(n, fn, ctx, threads);
     return 0;
 }
 

@@ -25,7 +25,6 @@
  *   gives with the fast path off.
  * - A runner that fails (as a cancelled team does): the decode returns its
  *   code and holds no pixels. */
-#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -36,6 +35,7 @@
 
 #include "codec_internal.h"
 #include "imgpar/codec.h"
+#include "strip_pool.h"
 #include "testutil.h"
 
 /* ---- runners ---- */
@@ -53,29 +53,9 @@ static void used(void *runner_ctx)
     ((struct runner_ctx *)runner_ctx)->used++;
 }
 
-struct pool {
-    uint32_t n;
-    ip__strip_fn fn;
-    void *ctx;
-    atomic_uint next;
-};
-
-static void *pool_main(void *arg)
-{
-    struct pool *p = arg;
-    struct ip_error err;
-    unsigned k;
-
-    while ((k = atomic_fetch_add(&p->next, 1)) < p->n)
-        p->fn(p->ctx, k, &err);
-    return NULL;
-}
-
 static int run(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err)
 {
     struct runner_ctx *rc = runner_ctx;
-    struct pool p = {n, fn, ctx, 0};
-    pthread_t t[3];
 
     if (rc->fail)
         return ip_error_set(err, IP_EINTR, "interrupted");
@@ -89,12 +69,7 @@ static int run(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct 
             fn(ctx, k, err);
         break;
     case THREADS:
-        for (int i = 0; i < 3; i++)
-            if (pthread_create(&t[i], NULL, pool_main, &p) != 0)
-                exit(99);
-        pool_main(&p);
-        for (int i = 0; i < 3; i++)
-            pthread_join(t[i], NULL);
+        test_pool_run(n, fn, ctx, 4);
         break;
     }
     return 0;
