@@ -8,10 +8,12 @@
  * arena memory (--mem) gives the token back. A file that fails is reported
  * at once and costs nothing else. The last loader to finish closes the load
  * queue; cancellation makes every blocking call return IP_EINTR.
- * A huge image decoded on one core (a PNG; a JPEG without restart markers,
- * or progressive) would spend about a fifth of its decode in the kernel,
- * clearing the fresh pages it writes: a prefault helper (below) does that
- * on an idle core, ahead of the decoder. */
+ * A huge JPEG with restart markers is decoded by a strip team (decode_team),
+ * and a huge PNG that imgpar wrote in strips is inflated by one (the decoder
+ * is lent run_strips). A huge image decoded on one core (any other PNG; a
+ * JPEG without restart markers, or progressive) would spend about a fifth
+ * of its decode in the kernel, clearing the fresh pages it writes: a
+ * prefault helper (below) does that on an idle core, ahead of the decoder. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>

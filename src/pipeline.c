@@ -16,9 +16,10 @@
  * - Cores: -j is a budget of CPU tokens. Decoding, each filter band and
  *   encoding hold one token; waiting holds none. So at most -j cores are
  *   busy whatever the thread counts, and idle stages lend their cores.
- *   A huge image's decode (a JPEG with restart markers) and encode (PNG or
- *   JPEG) run as strip teams (team.c): the owning loader or writer borrows
- *   idle tokens for helper threads, one strip per token.
+ *   A huge image's decode (a JPEG with restart markers, a PNG that imgpar
+ *   wrote in strips) and encode (PNG or JPEG) run as strip teams (team.c):
+ *   the owning loader or writer borrows idle tokens for helper threads, one
+ *   strip per token.
  * - Splitting: a band is [y0,y1) output rows; the kernels read their halo
  *   from the whole source, so bands are independent and byte-identical to a
  *   whole-image run. auto uses bands when images are fewer than workers or
