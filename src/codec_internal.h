@@ -86,8 +86,10 @@ void ip__png_fast_set_enabled(int enabled);
  * did not match its ipST chunk, or a bad stream: inflate_strict ran). */
 extern atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
 /* Bytes of replay records the strip-parallel inflate holds at once before
- * it leaves strips to the serial pass (default 32 MiB; tests lower it). */
-extern size_t ip__png_records_max;
+ * it leaves strips to the serial pass (default 32 MiB; a strip may hold a
+ * 16th of it), and the largest strip it takes (default 16 MiB; a larger
+ * one: the layout is ignored). Tests lower them. */
+extern size_t ip__png_records_max, ip__png_strip_bytes_max;
 /* Inflated size above which the fast path declines what would need
  * image-sized scratch (default 256 MiB; tests lower it). */
 extern size_t ip__png_fast_max;

@@ -988,6 +988,7 @@ struct taint {
     size_t rec_end;            /* one past the last byte a recorded match wrote, from base */
     struct replay *recs;       /* the matches that wrote placeholders, in order */
     size_t nrecs, cap;
+    size_t max_recs;           /* more records than this: the strip is left over */
     int oom;                   /* a record could not be kept */
 };
 
@@ -1085,7 +1086,7 @@ static void taint_copy(struct taint *t, uint8_t *out, size_t pos, size_t distanc
         t->rec_end = rel + length;
     if (t->nrecs == t->cap) {
         size_t cap = t->cap ? 2 * t->cap : 4096;
-        struct replay *recs = realloc(t->recs, cap * sizeof *recs);
+        struct replay *recs = t->nrecs < t->max_recs ? realloc(t->recs, cap * sizeof *recs) : NULL;
 
         if (!recs) {
             t->oom = 1;
@@ -1309,9 +1310,12 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
  *   another). Whichever task makes a strip ready completes it. A strip's
  *   Adler-32 is taken in two parts, after the bytes a replay may change
  *   and then of those, and the strips' are combined at the end.
- * - A strip whose records would take those held past ip__png_records_max
- *   bytes (32 MiB) is inflated again afterwards by one thread, in order,
- *   with its window there. Anything unexpected (a layout that does not
+ * - Memory stays small whatever the chunk says: a layout with a strip over
+ *   ip__png_strip_bytes_max (16 MiB; imgpar writes about 4 MiB) is ignored,
+ *   so a task's bitmap is at most 2 MiB; a strip with records over a 16th
+ *   of ip__png_records_max (32 MiB), or whose records would take those held
+ *   past it, is inflated again afterwards by one thread, in order, with its
+ *   window there. Anything unexpected (a layout that does not
  *   match the stream, a stream zlib rejects, no memory) leaves the whole
  *   stream to inflate_strict, which decides. The chunk is only a hint: a
  *   wrong one costs time, never bytes.
@@ -1326,6 +1330,7 @@ enum { PS_RUNNING, PS_FAILED, PS_DONE, PS_DEFERRED };
 
 atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
 size_t ip__png_records_max = (size_t)32 << 20;
+size_t ip__png_strip_bytes_max = (size_t)16 << 20;
 
 struct pstrip {
     size_t out_start, out_end;  /* its part of the inflated rows */
@@ -1361,7 +1366,7 @@ static int strip_inflate(struct pinflate *pi, struct pstrip *s, int last, int tr
                          struct block_tables *dyn, int *clean_tail)
 {
     size_t strip_len = s->out_end - s->out_start;
-    struct taint t = {s->out_start, NULL, 0, 0, NULL, 0, 0, 0};
+    struct taint t = {s->out_start, NULL, 0, 0, NULL, 0, 0, ip__png_records_max / 16 / sizeof(struct replay), 0};
     int state = PS_FAILED;
     struct zrun r;
 
@@ -1514,6 +1519,10 @@ static struct pstrip *layout_strips(const struct png_head *h, size_t zlen, uint3
 
         s[k].out_start = (size_t)k * rows * fb;
         s[k].out_end = (size_t)end_row * fb;
+        if (s[k].out_end - s[k].out_start > ip__png_strip_bytes_max) {
+            free(s);
+            return NULL;
+        }
         s[k].in_start = k == 0 ? 2 : (size_t)be64(body + 8 * k);
         s[k].in_end = zlen - 4;
         if (k > 0) {
