@@ -238,7 +238,6 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
     struct decode_strips d = {plan, {0}};
     struct ip_image shape;
     struct ip_error err;
-    uint64_t helper_ns = 0;
     int rc;
 
     if (!plan)
@@ -246,10 +245,8 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
     shape = ip__jpeg_plan_shape(plan);
     ip_error_clear(&err);
     rc = ip__pixels_alloc(opts, &d.img, shape.width, shape.height, shape.channels, &err);
-    if (rc == 0) {
-        rc = ip__team_run(p, ip__jpeg_plan_count(plan), decode_strip, &d, &helper_ns, &err);
-        ip__stage_add(p, item, IP_STAGE_DECODE, helper_ns);
-    }
+    if (rc == 0)
+        rc = ip__team_run(p, item, IP_STAGE_DECODE, ip__jpeg_plan_count(plan), decode_strip, &d, &err);
     ip__jpeg_plan_free(plan);
     if (rc == 0 && !atomic_load(&p->cancelled)) {
         item->src = d.img;
@@ -269,13 +266,9 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
 static int run_strips(void *ctx, uint32_t n, ip__strip_fn fn, void *fn_ctx, struct ip_error *err)
 {
     struct alloc_ctx *ac = ctx;
-    uint64_t helper_ns = 0;
-    int rc;
 
     prefault_stop(&ac->pf, ac->item);
-    rc = ip__team_run(ac->p, n, fn, fn_ctx, &helper_ns, err);
-    ip__stage_add(ac->p, ac->item, IP_STAGE_DECODE, helper_ns);
-    return rc;
+    return ip__team_run(ac->p, ac->item, IP_STAGE_DECODE, n, fn, fn_ctx, err);
 }
 
 static void strips_used(void *ctx)

@@ -2,6 +2,7 @@
 #ifndef IMGPAR_PIPELINE_INTERNAL_H
 #define IMGPAR_PIPELINE_INTERNAL_H
 
+#include "codec_internal.h"
 #include "imgpar/pipeline.h"
 #include "internal.h"
 
@@ -75,9 +76,9 @@ void ip__stage_add(struct ip_pipeline *p, struct ip__item *item, enum ip_stage s
 /* team.c: works strips 0..n-1 of one image with fn(ctx, k, err) on up to
  * -j threads (the caller, which holds a CPU token, and helpers that each take
  * one per strip). Returns 0 once every strip is done, else the first
- * failure (in *err); *helper_busy_ns gets the helpers' time on strips. */
-typedef int (*ip__team_fn)(void *ctx, uint32_t k, struct ip_error *err);
-int ip__team_run(struct ip_pipeline *p, uint32_t n, ip__team_fn fn, void *ctx, uint64_t *helper_busy_ns,
-                 struct ip_error *err);
+ * failure (in *err). The helpers' time on strips is added to item's stage
+ * (the caller counts its own). */
+int ip__team_run(struct ip_pipeline *p, struct ip__item *item, enum ip_stage stage, uint32_t n,
+                 ip__strip_fn fn, void *ctx, struct ip_error *err);
 
 #endif

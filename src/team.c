@@ -21,7 +21,7 @@
 struct team {
     struct ip_pipeline *p;
     uint32_t n;
-    ip__team_fn fn;
+    ip__strip_fn fn;
     void *ctx;
     atomic_uint next;
     pthread_mutex_t lock;
@@ -73,8 +73,8 @@ static void *team_main(void *arg)
     return NULL;
 }
 
-int ip__team_run(struct ip_pipeline *p, uint32_t n, ip__team_fn fn, void *ctx, uint64_t *helper_busy_ns,
-                 struct ip_error *err)
+int ip__team_run(struct ip_pipeline *p, struct ip__item *item, enum ip_stage stage, uint32_t n,
+                 ip__strip_fn fn, void *ctx, struct ip_error *err)
 {
     struct team t;
     pthread_t helpers[TEAM_MAX_HELPERS];
@@ -103,7 +103,7 @@ int ip__team_run(struct ip_pipeline *p, uint32_t n, ip__team_fn fn, void *ctx, u
     if (!t.rc && t.done != n)
         t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
     pthread_mutex_destroy(&t.lock);
-    *helper_busy_ns = t.helper_busy_ns;
+    ip__stage_add(p, item, stage, t.helper_busy_ns);
     if (t.rc)
         *err = t.err;
     return t.rc;

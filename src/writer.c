@@ -180,7 +180,6 @@ static int encode_team(struct ip_pipeline *p, struct ip__item *item, const struc
                        enum ip_format fmt, uint32_t n, struct ip_buf *enc)
 {
     struct encode_strips e = {p, img, fmt, NULL, NULL, NULL};
-    uint64_t helper_ns = 0;
     int rc;
 
     e.bufs = calloc(n, sizeof *e.bufs);
@@ -191,8 +190,8 @@ static int encode_team(struct ip_pipeline *p, struct ip__item *item, const struc
                           fmt == IP_FORMAT_PNG ? "PNG" : "JPEG");
         goto out;
     }
-    rc = ip__team_run(p, n, encode_strip, &e, &helper_ns, &item->err);
-    ip__stage_add(p, item, IP_STAGE_ENCODE, helper_ns);   /* the writer's own time is counted by write_one */
+    /* The writer's own time is counted by write_one. */
+    rc = ip__team_run(p, item, IP_STAGE_ENCODE, n, encode_strip, &e, &item->err);
     if (rc)
         goto out;
     if (fmt == IP_FORMAT_PNG)
