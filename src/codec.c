@@ -211,7 +211,7 @@ static int decode_any(const uint8_t *data, uint8_t *writable, size_t len, const 
         break;
     case IP_FORMAT_JPEG:
         rc = opts->decoder == IP_DECODER_STB ? ip__stb_decode(data, len, fmt, opts, out, err)
-                                             : ip__jpeg_decode(data, len, opts, out, err);
+                                             : ip__jpeg_decode(data, len, opts, runner, out, err);
         break;
     default:
         rc = ip__stb_decode(data, len, fmt, opts, out, err);

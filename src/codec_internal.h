@@ -50,16 +50,27 @@ int ip__switch_get(struct ip__switch *s);
 void ip__switch_set(struct ip__switch *s, int mode);
 
 /* A decoder given a runner may spread a huge image's work over it (the
- * pipeline's loader lends a strip team, team.c). run calls fn(ctx, k, err)
- * for k = 0..n-1, perhaps on several threads at once and in any order, and
- * returns 0 once all have run, else the first failure (in *err). used, if
- * not NULL, is called when the decode was in fact spread (and succeeded). */
+ * pipeline's loader lends a strip team, team.c). run, if not NULL, calls
+ * fn(ctx, k, err) for k = 0..n-1, perhaps on several threads at once and in
+ * any order, and returns 0 once all have run, else the first failure (in
+ * *err). used, if not NULL, is called when the decode was in fact spread
+ * (and succeeded). stop, if not NULL, is the caller's flag to abandon the
+ * decode (the pipeline's Ctrl-C): a whole decode on one thread looks at it
+ * between deflate blocks (PNG fast path), every 16 rows (libpng) or at
+ * every libjpeg progress call (a row, or an iMCU row of a scan), and
+ * returns IP_EINTR with nothing allocated once it is nonzero. */
 typedef int (*ip__strip_fn)(void *ctx, uint32_t k, struct ip_error *err);
 struct ip__strip_runner {
     int (*run)(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err);
     void (*used)(void *runner_ctx);
     void *runner_ctx;
+    const atomic_int *stop;
 };
+/* Whether the runner's caller asked the decode to stop. */
+static inline int ip__runner_stopped(const struct ip__strip_runner *runner)
+{
+    return runner && runner->stop && atomic_load_explicit(runner->stop, memory_order_relaxed);
+}
 
 /* writable: NULL, or data itself when the caller lets the decoder
  * rearrange it (its contents are then unspecified after a successful
@@ -132,8 +143,9 @@ int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, s
 int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
                          struct ip_buf *out, struct ip_error *err);
 
+/* runner: NULL, or a caller's whose stop flag the decode obeys (its run is not used). */
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                    struct ip_image *out, struct ip_error *err);
+                    const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err);
 /* The output shape ip__jpeg_decode would give (channels 0 for CMYK files). */
 int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
                    struct ip_error *err);

@@ -32,6 +32,10 @@
  *   libjpeg's output pass makes the pixels, with no whole-image coefficient
  *   arrays. When that path declines or fails, the file is decoded again the
  *   ordinary way (run_job), so results, warnings and errors are libjpeg's.
+ * - A whole decode given a runner with a stop flag (the pipeline's Ctrl-C)
+ *   checks it in libjpeg's progress monitor, called at every output row
+ *   and every input step of a multi-scan file, and longjmps out with
+ *   IP_EINTR: a 20000x20000 decode stops within milliseconds, not seconds.
  * - Encoding writes through a destination manager into the caller's ip_buf
  *   (no library-owned buffer to leak on error): baseline, 4:2:0 for colour,
  *   no optimisation pass, so output depends only on the input and quality.
@@ -70,7 +74,22 @@ struct jpeg_ctx {
     char tokens[4];               /* the coefficient "arrays" libjpeg gets: &tokens[c] */
     int ntokens;                  /* how many it asked for */
     int prog_output;              /* output pass started: rows are decoded on demand */
+    /* Stopping a whole decode (ip__strip_runner's stop flag). */
+    struct jpeg_progress_mgr progress;   /* libjpeg calls it at every row and input pass step */
+    const struct ip__strip_runner *runner;
+    int stopped;                  /* the flag was seen: longjmp'd out with IP_EINTR */
 };
+
+/* libjpeg's progress monitor: out of the decode when the caller stops it. */
+static void progress_cb(j_common_ptr cinfo)
+{
+    struct jpeg_ctx *ctx = (struct jpeg_ctx *)cinfo->err;
+
+    if (ip__runner_stopped(ctx->runner)) {
+        ctx->stopped = 1;
+        longjmp(ctx->jmp, 1);
+    }
+}
 
 static void error_exit_cb(j_common_ptr cinfo)
 {
@@ -410,6 +429,7 @@ struct job {
     uint32_t skip;
     int finish;
     int prog;   /* whole decode: progressive Huffman files try decode_prog */
+    const struct ip__strip_runner *runner;   /* whole decode: NULL, or whose stop flag to obey */
 };
 
 /* Everything between creating and destroying the decompressor; called after
@@ -459,7 +479,9 @@ static int run_once(const uint8_t *data, size_t len, const struct ip_decode_opts
 
     if (setjmp(ctx.jmp)) {
         rc = ctx.code ? ctx.code : IP_ECORRUPT;
-        if (ctx.prog)
+        if (ctx.stopped)
+            rc = ip_error_set(err, IP_EINTR, "interrupted");
+        else if (ctx.prog)
             rc = PROG_RETRY;   /* the ordinary decode gives the error, if any */
         else if (rc == IP_EUNSUP && cinfo.data_precision != 8)
             ip_error_set(err, rc, "unsupported %d-bit JPEG", cinfo.data_precision);
@@ -470,6 +492,11 @@ static int run_once(const uint8_t *data, size_t len, const struct ip_decode_opts
         goto done;
     }
     jpeg_create_decompress(&cinfo);
+    if (whole && job->runner && job->runner->stop) {
+        ctx.runner = job->runner;
+        ctx.progress.progress_monitor = progress_cb;
+        cinfo.progress = &ctx.progress;
+    }
     rc = decode_body(&cinfo, &ctx, data, len, opts, job, err);
     if (rc == 0 && ctx.truncated)
         ip_error_set(err, 0, "truncated JPEG data: decoded with the missing part filled in");
@@ -511,7 +538,7 @@ static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
                    struct ip_error *err)
 {
-    struct job job = {shape, NULL, 0, 0, 0};
+    struct job job = {shape, NULL, 0, 0, 0, NULL};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
@@ -519,15 +546,15 @@ int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
                          const struct ip_image *dst, int finish, struct ip_error *err)
 {
-    struct job job = {NULL, dst, skip, finish, 0};
+    struct job job = {NULL, dst, skip, finish, 0, NULL};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
 
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
-                    struct ip_image *out, struct ip_error *err)
+                    const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err)
 {
-    struct job job = {NULL, NULL, 0, 0, 0};
+    struct job job = {NULL, NULL, 0, 0, 0, runner};
 
     return run_job(data, len, opts, &job, out, err);
 }

@@ -25,7 +25,9 @@
  *   the rows not reached are zero (interlaced images are zeroed up front, so
  *   missing passes read as 0), the call succeeds and err->msg says how far
  *   decoding got (err->code stays 0). Truncation before the first row, or
- *   anything other than truncation, is still an error. */
+ *   anything other than truncation, is still an error.
+ * - A runner's stop flag (the pipeline's Ctrl-C) is looked at every 16
+ *   rows: IP_EINTR, and the pixels are freed. */
 #include <png.h>
 #include <setjmp.h>
 #include <string.h>
@@ -102,7 +104,8 @@ static int error_code(const struct png_ctx *ctx)
 /* Sets up transforms and reads all rows into ctx->img. Called after
  * setjmp; any libpng error longjmps out of it. */
 static int decode_rows(png_structp png, png_infop info, struct png_ctx *ctx,
-                       const struct ip_decode_opts *opts, struct ip_error *err)
+                       const struct ip_decode_opts *opts, const struct ip__strip_runner *runner,
+                       struct ip_error *err)
 {
     uint32_t width, height, channels, y;
     int bit_depth, color_type, interlace, passes, pass, rc;
@@ -141,6 +144,8 @@ static int decode_rows(png_structp png, png_infop info, struct png_ctx *ctx,
         ctx->pass = pass;
         ctx->rows_done = 0;
         for (y = 0; y < height; y++) {
+            if (y % 16 == 0 && ip__runner_stopped(runner))
+                return ip_error_set(err, IP_EINTR, "interrupted");
             png_read_row(png, ctx->img.pixels + (size_t)y * ctx->img.stride, NULL);
             ctx->rows_done = y + 1;
         }
@@ -208,7 +213,7 @@ int ip__png_decode(const uint8_t *data, size_t len, uint8_t *writable, const str
     png_set_user_limits(png, max_dim, max_dim);
     png_set_read_fn(png, &ctx, read_cb);
 
-    rc = decode_rows(png, info, &ctx, opts, err);
+    rc = decode_rows(png, info, &ctx, opts, runner, err);
 
 done:
     png_destroy_read_struct(&png, info ? &info : NULL, NULL);

@@ -48,6 +48,10 @@
  *   the layout in the file's ipST chunk, with the same bytes and checks as
  *   inflate_strict (see inflate_parallel); unfiltering stays on the
  *   calling thread.
+ * - Stopping: a runner's stop flag (the pipeline's Ctrl-C) is looked at
+ *   before each deflate block of inflate_strict (encoders write blocks of
+ *   tens of KiB; a hostile stream of one huge block is inflated to its
+ *   end, bounded by the image size), and the decode returns IP_EINTR.
  * - Threads: reentrant. Each thread keeps a scratch (IDAT, row and table
  *   buffers) in a pthread key, reused across calls and freed when the
  *   thread exits; buffers above SCRATCH_KEEP_MAX are freed after each call
@@ -1252,9 +1256,10 @@ DECODE_CLONES static int block_tracked(struct zrun *r, uint8_t *out, size_t end,
  * output of exactly expect bytes, the stream ending exactly at zlen, the
  * Adler-32. Returns 0, or -1 for anything zlib would reject (and, to be
  * safe, for the window-size case of zrun_start). z must have STREAM_PAD
- * readable bytes after zlen; dyn holds the tables of dynamic blocks. */
+ * readable bytes after zlen; dyn holds the tables of dynamic blocks.
+ * IP_EINTR when runner's stop flag is seen (looked at before each block). */
 static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t expect,
-                          struct block_tables *dyn)
+                          struct block_tables *dyn, const struct ip__strip_runner *runner)
 {
     struct zrun r;
 
@@ -1263,7 +1268,11 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
     do {
         const uint8_t *stored;
         size_t stored_len;
-        int rc = block_begin(&r, &stored, &stored_len);
+        int rc;
+
+        if (ip__runner_stopped(runner))
+            return IP_EINTR;
+        rc = block_begin(&r, &stored, &stored_len);
 
         if (rc < 0)
             return -1;
@@ -1936,13 +1945,16 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
         rc = ip__pixels_alloc_room(opts, out, h->width, h->height, h->out_channels, h->rowbytes + 1, err);
         if (rc)
             return rc;
-        rc = runner && h->layout ? inflate_parallel(h, z, out->pixels, runner, err) : 1;
-        if (rc < 0) {
+        rc = runner && runner->run && h->layout ? inflate_parallel(h, z, out->pixels, runner, err) : 1;
+        if (rc == 1) {
+            int zrc = inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables, runner);
+            rc = zrc == IP_EINTR ? ip_error_set(err, zrc, "interrupted") : zrc ? NOT_HANDLED : 0;
+        }
+        if (rc < 0) {   /* the runner's failure, or stopped */
             ip__pixels_free(opts, out);
             return rc;
         }
-        if ((rc == 1 && inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables)) ||
-            !filter_bytes_valid(h, out->pixels)) {
+        if (rc || !filter_bytes_valid(h, out->pixels)) {
             ip__pixels_free(opts, out);
             return NOT_HANDLED;
         }
@@ -1953,9 +1965,10 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
     if (scratch_reserve(&s->rows, &s->rows_cap, h->filtered_size + ROWS_PAD))
         return NOT_HANDLED;
     memset(s->rows + h->filtered_size, 0, ROWS_PAD);
-    if (inflate_strict(z, h->idat_len, s->rows, h->filtered_size, s->tables))
-        return NOT_HANDLED;
-    if (!filter_bytes_valid(h, s->rows))
+    rc = inflate_strict(z, h->idat_len, s->rows, h->filtered_size, s->tables, runner);
+    if (rc == IP_EINTR)
+        return ip_error_set(err, rc, "interrupted");
+    if (rc || !filter_bytes_valid(h, s->rows))
         return NOT_HANDLED;
 
     if (h->color_type == 3) {

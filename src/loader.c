@@ -13,7 +13,11 @@
  * is lent run_strips). A huge image decoded on one core (any other PNG; a
  * JPEG without restart markers, or progressive) would spend about a fifth
  * of its decode in the kernel, clearing the fresh pages it writes: a
- * prefault helper (below) does that on an idle core, ahead of the decoder. */
+ * prefault helper (below) does that on an idle core, ahead of the decoder.
+ * Every whole decode is also lent the pipeline's cancel flag, so Ctrl-C
+ * stops a huge image's single-threaded decode in milliseconds (the
+ * decoders look at it between deflate blocks, rows, or libjpeg steps);
+ * only stb_image's formats decode to the end first. */
 #include <errno.h>
 #include <stdlib.h>
 #include <string.h>
@@ -292,7 +296,8 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     struct ip_decode_opts opts = p->cfg.decode;
     struct alloc_ctx ac = {.p = p, .item = item};
     struct ip_allocator alloc = {arena_alloc_cb, arena_free_cb, &ac};
-    struct ip__strip_runner runner = {run_strips, strips_used, &ac};
+    /* A team only at -j > 1; Ctrl-C stops a whole decode whatever -j. */
+    struct ip__strip_runner runner = {p->cfg.jobs > 1 ? run_strips : NULL, strips_used, &ac, &p->cancelled};
     enum ip_format fmt = IP_FORMAT_UNKNOWN;
     uint64_t t0;
     int rc;
@@ -328,8 +333,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     }
     if (rc == 1) {   /* the file is read again below only for a JPEG's header */
         ac.prefault = 1;
-        rc = ip__decode_owned(buf->data, buf->len, &opts, p->cfg.jobs > 1 ? &runner : NULL, &item->src, &fmt,
-                              &item->err);
+        rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
         prefault_stop(&ac.pf, item);
         if (rc == 0 && ac.strips_used)
             atomic_fetch_add(&p->strip_decodes, 1);

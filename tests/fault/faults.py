@@ -12,6 +12,13 @@ CASE:
   sigterm       the same with SIGTERM
   kill-parent   kill -9 the parent mid-batch: workers exit by themselves, no
                 shared memory or temporary file is left, finished outputs whole
+  sigint-decode SIGINT while one big PNG (6000x6000, decoded by libpng:
+                IMGPAR_PNG_FAST=0, the slowest path) is decoded on one
+                thread, at -j1 --threads and -j2 --procs: exit 130, no
+                output, and the decode stops there: the CPU time the process
+                uses after the signal is under a quarter of the decode's
+                busy time in an uninterrupted run (--stats). CPU time, not
+                wall time, so a loaded machine does not change the outcome.
   soak [N]      N runs (default 50) each stopped by SIGINT or SIGTERM at a
                 random moment (from before start-up to after the end), a
                 fifth of them by two signals in quick succession, threads
@@ -132,6 +139,79 @@ def soak(imgpar, gen, tmp, shm_before, runs):
         sys.exit("FAIL: too few runs were really interrupted mid-batch; the batch is too small")
 
 
+def cpu_ticks(pid):
+    """utime + stime of a live process, all its threads, in clock ticks."""
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])
+
+
+def read_chars(pid):
+    with open(f"/proc/{pid}/io") as f:
+        return int(next(l for l in f if l.startswith("rchar:")).split()[1])
+
+
+def sigint_decode(imgpar, tmp, shm_before):
+    big = os.path.join(tmp, "big", "big.png")
+    os.makedirs(os.path.dirname(big))
+    subprocess.run(["/usr/bin/python3", "-c", """
+import sys
+import numpy as np
+from PIL import Image
+w = h = 6000
+a = np.empty((h, w, 3), np.uint8)
+a[:, :, 0] = (np.arange(w, dtype=np.uint32) * 255 // w)[None, :]
+a[:, :, 1] = (np.arange(h, dtype=np.uint32) * 255 // h)[:, None]
+a[:, :, 2] = 128
+a += np.random.default_rng(1).integers(0, 8, a.shape, dtype=np.uint8)
+Image.fromarray(a).save(sys.argv[1], compress_level=1)
+""", big], check=True)
+    size = os.path.getsize(big)
+    env = dict(os.environ, IMGPAR_PNG_FAST="0")
+    args = ["--no-filter", "--format", "jpeg", big]
+    p = subprocess.run([imgpar, "-j1", "--stats"] + args + [os.path.join(tmp, "big-ref")], env=env,
+                       capture_output=True, text=True, timeout=120)
+    if p.returncode != 0:
+        sys.exit(f"FAIL: uninterrupted run: exit {p.returncode}: {p.stderr}")
+    busy = p.stderr.split("busy seconds")[1].split()
+    decode_s = float(busy[busy.index("decode") + 1])
+    hz = os.sysconf("SC_CLK_TCK")
+    for ex, jobs in (("--threads", "-j1"), ("--procs", "-j2")):
+        out = os.path.join(tmp, f"out-decode{ex}")
+        q = subprocess.Popen([imgpar, ex, jobs] + args + [out], env=env, stderr=subprocess.PIPE, text=True)
+        # Under way: the whole file read, then 0.15 s of CPU time more.
+        deadline = time.time() + 60
+        start = None
+        try:
+            while True:
+                if q.poll() is not None or time.time() > deadline:
+                    sys.exit(f"FAIL: {ex}: the run ended before the decode was under way; make the image bigger")
+                if start is None and read_chars(q.pid) >= size:
+                    start = cpu_ticks(q.pid)
+                if start is not None and cpu_ticks(q.pid) - start >= 0.15 * hz:
+                    break
+                time.sleep(0.005)
+            at_signal = cpu_ticks(q.pid)
+        except (OSError, StopIteration):
+            sys.exit(f"FAIL: {ex}: the run ended before the decode was under way; make the image bigger")
+        q.send_signal(signal.SIGINT)
+        _, status, usage = os.wait4(q.pid, 0)
+        rc = os.waitstatus_to_exitcode(status)
+        q.returncode = rc
+        err = q.stderr.read()
+        after = usage.ru_utime + usage.ru_stime - at_signal / hz
+        if rc != 130:
+            sys.exit(f"FAIL: {ex} {jobs}: exit {rc} after SIGINT during a decode, expected 130: {err}")
+        if os.path.exists(out) and os.listdir(out):
+            sys.exit(f"FAIL: {ex} {jobs}: outputs after SIGINT during the only decode: {os.listdir(out)}")
+        if after > decode_s / 4:
+            sys.exit(f"FAIL: {ex} {jobs}: {after:.3f} s of CPU after SIGINT, the decode alone takes "
+                     f"{decode_s:.3f} s: it was not stopped")
+        if os.path.exists(out):
+            check_clean(out, shm_before)
+        print(f"ok: {ex} {jobs}: {after:.3f} s of CPU after SIGINT (decode alone {decode_s:.3f} s), exit 130")
+
+
 def main():
     imgpar, gen, case = sys.argv[1:4]
     tmp = tempfile.mkdtemp(prefix="imgpar-fault-")
@@ -245,6 +325,8 @@ def main():
             # The workers exit by themselves (PR_SET_PDEATHSIG, socket EOF); check_clean waits up to 5 s.
             check_clean(out, shm_before)
         print("ok: parent killed 3 times; workers exited, no shared memory, no temporaries, outputs whole")
+    elif case == "sigint-decode":
+        sigint_decode(imgpar, tmp, shm_before)
     elif case == "soak":
         soak(imgpar, gen, tmp, shm_before, int(sys.argv[4]) if len(sys.argv) > 4 else 50)
     else:
