@@ -100,6 +100,10 @@ char *cli_output_name(const struct cli_naming *nm, const char *in_path, const ch
 enum ip_format cli_sniff(const char *path);
 /* The same, with *err the errno when the file cannot be opened (else 0). */
 enum ip_format cli_sniff_err(const char *path, int *err);
+/* Whether a directory entry's name says it is an image: not hidden (no
+ * leading '.'), and an extension imgpar decodes (png, jpg, jpeg, jpe, jfif,
+ * bmp, gif, tga, psd, hdr, pic, pnm, ppm, pgm, pbm), in any case. */
+int cli_image_name(const char *name);
 /* path with "." components, empty components and a leading "/" removed
  * (malloc'd); ".." components are kept (an output pattern with {dir} then
  * refuses the input). */

@@ -49,6 +49,20 @@ enum ip_format cli_sniff_err(const char *path, int *err)
     return n > 0 ? ip_format_detect(head, (size_t)n) : IP_FORMAT_UNKNOWN;
 }
 
+int cli_image_name(const char *name)
+{
+    static const char *const exts[] = {"png", "jpg", "jpeg", "jpe", "jfif", "bmp", "gif", "tga",
+                                       "psd", "hdr", "pic", "pnm", "ppm", "pgm", "pbm"};
+    const char *dot = strrchr(name, '.');
+
+    if (name[0] == '.' || !dot)
+        return 0;
+    for (size_t i = 0; i < sizeof exts / sizeof *exts; i++)
+        if (strcasecmp(dot + 1, exts[i]) == 0)
+            return 1;
+    return 0;
+}
+
 enum ip_format cli_sniff(const char *path)
 {
     int err;

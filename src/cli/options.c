@@ -20,7 +20,8 @@ static const char *const usage_text[] = {
     "       imgpar [OPTIONS] --files-from FILE OUTDIR\n"
     "Reads images (files, or the image files of a directory, sorted), filters them,\n"
     "and writes each result to OUTDIR/<name> (created if missing). The format is\n"
-    "chosen by magic bytes, never by the file name.\n"
+    "chosen by magic bytes, never by the file name; in a directory, a file named like\n"
+    "an image that is not one fails, other non-images are skipped.\n"
     "\n",
     "Inputs and outputs:\n"
     "  -r, --recursive     walk directory INPUTs and mirror their trees under OUTDIR;\n"

@@ -3,7 +3,12 @@
  * DESIGN: depth first, each directory's entries in name order (files and
  * subdirectories interleaved), so the order is the same on every machine.
  * An entry is an image when its first bytes say so (cli_sniff); one that
- * cannot be opened is passed on too, so that it fails with its reason.
+ * cannot be opened is passed on too, so that it fails with its reason, and
+ * so is a regular file named like an image (cli_image_name: photo.png,
+ * IMG_1.JPG) whose bytes are not one: a zero-byte or damaged download gets
+ * its line and exit 1 instead of vanishing from the batch. Hidden names
+ * (".x.png", and the "._x.jpg" resource forks macOS leaves on shared
+ * drives) count only by their bytes.
  * Symbolic links to files are read like files; symbolic links to
  * directories are entered only with --follow-symlinks (a directory named
  * on the command line is always entered). Loops are detected by the
@@ -140,13 +145,15 @@ static int walk(const struct cli_walk *w, const char *dir, const char *rel, cons
             } else {
                 /* An image by its magic bytes is a task. So is an entry that
                  * cannot be opened (a dangling link, a link loop, no
-                 * permission): its task fails with the reason, as a named
-                 * INPUT would. Other files (not an image, empty, not a
+                 * permission), and a regular file named like an image:
+                 * its task fails with the reason, as a named INPUT would.
+                 * Other files (not an image and not named like one, not a
                  * regular file) are left out. */
                 int err = 0;
 
                 if (dangling ||
-                    (S_ISREG(lst.st_mode) && (cli_sniff_err(path, &err) != IP_FORMAT_UNKNOWN || err)))
+                    (S_ISREG(lst.st_mode) && (cli_sniff_err(path, &err) != IP_FORMAT_UNKNOWN || err ||
+                                              cli_image_name(names[i]))))
                     w->add(w->ctx, path, sub);
             }
         }

@@ -99,8 +99,10 @@ def check_mixed_batch(env):
 
 def check_bad_in_directory(env):
     """Inside a directory, truncated images (right magic) fail, and so do
-    entries that cannot be opened (a dangling link, a link loop), with the
-    reason a named INPUT gets; non-images, empty files and FIFOs are skipped."""
+    entries that cannot be opened (a dangling link, a link loop) and files
+    named like images that are not (empty, text, a name in capitals), with
+    the reason a named INPUT gets; files neither images nor named like one,
+    hidden names (macOS's ._x.jpg) and FIFOs are skipped."""
     d = env.fresh_dir("dir")
     for n in GOOD:
         shutil.copy(env.sample(n), d)
@@ -109,13 +111,21 @@ def check_bad_in_directory(env):
     with open(os.path.join(d, "b-cut.png"), "wb") as f:
         f.write(png[: len(png) // 3])
     with open(os.path.join(d, "a-empty.png"), "wb") as f:
-        pass  # zero bytes: no magic, skipped silently
+        pass  # zero bytes, named like an image: fails
+    with open(os.path.join(d, "g-text.JPEG"), "w") as f:
+        f.write("not an image either\n")
     with open(os.path.join(d, "f-notes.txt"), "w") as f:
-        f.write("not an image\n")
+        f.write("not an image\n")  # skipped
+    with open(os.path.join(d, "h-data.bin"), "wb") as f:
+        f.write(bytes(range(256)))  # skipped
+    with open(os.path.join(d, "._photo.jpg"), "wb") as f:
+        f.write(b"\x00\x05\x16\x07" + bytes(60))  # an AppleDouble header: skipped
     os.symlink("/nonexistent/imgpar-test.png", os.path.join(d, "c-dangling.png"))
     os.symlink("d-loop", os.path.join(d, "d-loop"))
     os.mkfifo(os.path.join(d, "e-fifo.png"))
     reasons = {os.path.join(d, "b-cut.png"): "truncated PNG data",
+               os.path.join(d, "a-empty.png"): "empty file",
+               os.path.join(d, "g-text.JPEG"): "not a recognized image format",
                os.path.join(d, "c-dangling.png"): "No such file or directory",
                os.path.join(d, "d-loop"): "Too many levels of symbolic links"}
     for opts in ([], ["--procs", "-j", "2"]):

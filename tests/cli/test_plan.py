@@ -130,8 +130,10 @@ def check_directory_input(env):
               "B-upper.png": "palette.png", "noext": "rgba8.png"}
     for dst, src in images.items():
         shutil.copy(env.sample(src), os.path.join(d, dst))
+    # Not images and not named like one (an empty or text .png fails
+    # instead: tests/cli/test_bad_files.py), or hidden.
     for junk, data in [("README.txt", b"not an image\n"), ("data.json", b"{}"),
-                       ("empty.png", b""), (".hidden", b"x")]:
+                       ("empty", b""), (".hidden", b"x"), ("._b.png", b"\x00\x05\x16\x07" + bytes(60))]:
         with open(os.path.join(d, junk), "wb") as f:
             f.write(data)
     os.makedirs(os.path.join(d, "subdir.png"))
