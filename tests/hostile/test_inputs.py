@@ -278,15 +278,15 @@ def check_special_files(env):
     os.mkfifo(fifo)
     os.mkdir(os.path.join(d, "folder.png"))
     good = put(d, "good.png", sample_bytes(env, "gray8.png"))
-    put(d, "stb-probe-bomb.tga", stb_probe_bomb())   # sniffed, never an image
-    # A directory INPUT is walked: its FIFO, subdirectory and non-image are skipped.
-    out = env.fresh_dir("out")
-    r = run(env.imgpar, d, out, timeout=20)
-    expect(r, 0)
-    check(sorted(tree_sums(out)) == [b"good.png"], "outputs %s" % sorted(tree_sums(out)))
-    out = env.fresh_dir("out")
-    r = run(env.imgpar, "-r", d, out, timeout=20)
-    expect(r, 0)
+    bomb = put(d, "stb-probe-bomb.tga", stb_probe_bomb())   # sniffed, never an image
+    # A directory INPUT is walked: its FIFO and subdirectory are skipped; the
+    # non-image named like an image is a task that fails with its reason.
+    for opts in ([], ["-r"]):
+        out = env.fresh_dir("out")
+        r = run(env.imgpar, *opts, d, out, timeout=20)
+        expect(r, 1)
+        error_lines(r, {bomb: "not a recognized image format"})
+        check(sorted(tree_sums(out)) == [b"good.png"], "%s: outputs %s" % (opts, sorted(tree_sums(out))))
     # --files-from: each entry is opened as a file.
     lst = os.path.join(env.tmp, "list.txt")
     with open(lst, "w") as f:
