@@ -19,6 +19,9 @@ CASE:
                 uses after the signal is under a quarter of the decode's
                 busy time in an uninterrupted run (--stats). CPU time, not
                 wall time, so a loaded machine does not change the outcome.
+  sigint-encode the same while that image is encoded as a PNG in strips (the
+                strip threshold lowered): at -j1 one thread encodes them
+                all, and must stop between two.
   soak [N]      N runs (default 50) each stopped by SIGINT or SIGTERM at a
                 random moment (from before start-up to after the end), a
                 fifth of them by two signals in quick succession, threads
@@ -151,7 +154,9 @@ def read_chars(pid):
         return int(next(l for l in f if l.startswith("rchar:")).split()[1])
 
 
-def sigint_decode(imgpar, tmp, shm_before):
+def sigint_in_stage(imgpar, tmp, shm_before, stage):
+    """SIGINT while one big PNG is decoded (stage "decode") or encoded
+    ("encode") on one thread: the stage stops there."""
     big = os.path.join(tmp, "big", "big.png")
     os.makedirs(os.path.dirname(big))
     subprocess.run(["/usr/bin/python3", "-c", """
@@ -167,33 +172,42 @@ a += np.random.default_rng(1).integers(0, 8, a.shape, dtype=np.uint8)
 Image.fromarray(a).save(sys.argv[1], compress_level=1)
 """, big], check=True)
     size = os.path.getsize(big)
-    env = dict(os.environ, IMGPAR_PNG_FAST="0")
-    args = ["--no-filter", "--format", "jpeg", big]
+    if stage == "decode":
+        # libpng, the slowest PNG path; no filter, a quick JPEG encode.
+        env = dict(os.environ, IMGPAR_PNG_FAST="0")
+        args = ["--no-filter", "--format", "jpeg", big]
+    else:
+        # The default chain, then PNG level 7 in strips of 256 KiB (the
+        # strip threshold lowered from 64 MiB to 1 MB): a long encode.
+        env = dict(os.environ, IMGPAR_TEST_PNG_STRIP_MIN="1000000")
+        args = ["--png-level", "7", big]
     p = subprocess.run([imgpar, "-j1", "--stats"] + args + [os.path.join(tmp, "big-ref")], env=env,
                        capture_output=True, text=True, timeout=120)
     if p.returncode != 0:
         sys.exit(f"FAIL: uninterrupted run: exit {p.returncode}: {p.stderr}")
     busy = p.stderr.split("busy seconds")[1].split()
-    decode_s = float(busy[busy.index("decode") + 1])
+    busy = {k: float(busy[busy.index(k) + 1]) for k in ("decode", "filter", "encode")}
+    stage_s = busy[stage]
+    # Under way: the whole file read, then this much CPU time more.
+    lead = 0.15 if stage == "decode" else busy["decode"] + busy["filter"] + stage_s / 4
     hz = os.sysconf("SC_CLK_TCK")
     for ex, jobs in (("--threads", "-j1"), ("--procs", "-j2")):
-        out = os.path.join(tmp, f"out-decode{ex}")
+        out = os.path.join(tmp, f"out-{stage}{ex}")
         q = subprocess.Popen([imgpar, ex, jobs] + args + [out], env=env, stderr=subprocess.PIPE, text=True)
-        # Under way: the whole file read, then 0.15 s of CPU time more.
         deadline = time.time() + 60
         start = None
         try:
             while True:
                 if q.poll() is not None or time.time() > deadline:
-                    sys.exit(f"FAIL: {ex}: the run ended before the decode was under way; make the image bigger")
+                    sys.exit(f"FAIL: {ex}: the run ended before the {stage} was under way; make the image bigger")
                 if start is None and read_chars(q.pid) >= size:
                     start = cpu_ticks(q.pid)
-                if start is not None and cpu_ticks(q.pid) - start >= 0.15 * hz:
+                if start is not None and cpu_ticks(q.pid) - start >= lead * hz:
                     break
                 time.sleep(0.005)
             at_signal = cpu_ticks(q.pid)
         except (OSError, StopIteration):
-            sys.exit(f"FAIL: {ex}: the run ended before the decode was under way; make the image bigger")
+            sys.exit(f"FAIL: {ex}: the run ended before the {stage} was under way; make the image bigger")
         q.send_signal(signal.SIGINT)
         _, status, usage = os.wait4(q.pid, 0)
         rc = os.waitstatus_to_exitcode(status)
@@ -201,15 +215,15 @@ Image.fromarray(a).save(sys.argv[1], compress_level=1)
         err = q.stderr.read()
         after = usage.ru_utime + usage.ru_stime - at_signal / hz
         if rc != 130:
-            sys.exit(f"FAIL: {ex} {jobs}: exit {rc} after SIGINT during a decode, expected 130: {err}")
+            sys.exit(f"FAIL: {ex} {jobs}: exit {rc} after SIGINT during the {stage}, expected 130: {err}")
         if os.path.exists(out) and os.listdir(out):
-            sys.exit(f"FAIL: {ex} {jobs}: outputs after SIGINT during the only decode: {os.listdir(out)}")
-        if after > decode_s / 4:
-            sys.exit(f"FAIL: {ex} {jobs}: {after:.3f} s of CPU after SIGINT, the decode alone takes "
-                     f"{decode_s:.3f} s: it was not stopped")
+            sys.exit(f"FAIL: {ex} {jobs}: outputs after SIGINT during the only {stage}: {os.listdir(out)}")
+        if after > stage_s / 4:
+            sys.exit(f"FAIL: {ex} {jobs}: {after:.3f} s of CPU after SIGINT, the {stage} alone takes "
+                     f"{stage_s:.3f} s: it was not stopped")
         if os.path.exists(out):
             check_clean(out, shm_before)
-        print(f"ok: {ex} {jobs}: {after:.3f} s of CPU after SIGINT (decode alone {decode_s:.3f} s), exit 130")
+        print(f"ok: {ex} {jobs}: {after:.3f} s of CPU after SIGINT ({stage} alone {stage_s:.3f} s), exit 130")
 
 
 def main():
@@ -325,8 +339,8 @@ def main():
             # The workers exit by themselves (PR_SET_PDEATHSIG, socket EOF); check_clean waits up to 5 s.
             check_clean(out, shm_before)
         print("ok: parent killed 3 times; workers exited, no shared memory, no temporaries, outputs whole")
-    elif case == "sigint-decode":
-        sigint_decode(imgpar, tmp, shm_before)
+    elif case in ("sigint-decode", "sigint-encode"):
+        sigint_in_stage(imgpar, tmp, shm_before, case.split("-")[1])
     elif case == "soak":
         soak(imgpar, gen, tmp, shm_before, int(sys.argv[4]) if len(sys.argv) > 4 else 50)
     else:
