@@ -7,8 +7,8 @@
 #   IMGPAR       the imgpar binary (a release build)
 #   JPEG_CORPUS  bench/corpus/jpeg (bench/make_corpus.sh)
 #   PARTS        comma list of batch-jpeg, huge, huge-jpeg, batch-png,
-#                batch-jpeg-long (default: batch-jpeg,huge,batch-png; they run in
-#                that order; huge-jpeg is the restart-marker JPEG alone)
+#                batch-jpeg-long, kernel (default: batch-jpeg,huge,batch-png; they
+#                run in that order; huge-jpeg is the restart-marker JPEG alone)
 # Environment: JOBS (default 1-N, N the online CPUs), JOBS_PNG (for the PNG
 # batch; default JOBS), JOBS_HUGE (default 1,2,4,8,16), SVG (empty: no charts), PY (a python3 with numpy and Pillow), HUGE (side of the huge
 # image, default 20000), COPIES (copies of the photo set, default 5).
@@ -25,6 +25,12 @@
 #   any decoder must decode serially).
 # - batch-jpeg-long: the JPEG batch with twice the copies, at j = 1, 8, 16
 #   (does a longer batch scale further?).
+# - kernel: the JPEG batch run as plain imgpar processes, --threads and
+#   --procs at j = 1 and N, three times each, with each run's getrusage
+#   (user and system seconds, minor faults, voluntary and involuntary
+#   context switches, the workers included): is the time --procs loses on
+#   many cores spent in the kernel (page faults on shared memory), or
+#   waiting? Not in the default PARTS; about 15 s on 16 cores.
 # Every bench run checks that each configuration writes the same bytes as a
 # serial -j1 reference run.
 set -u
@@ -149,6 +155,29 @@ if has batch-jpeg-long; then
     "$BIN" bench --jobs 1,8,16 --strategies threads,procs --split image --repeat 1 --warmup 1 \
         --no-progress --json "$OUTD/batch-jpeg-long.json" "$W/jpeg-long"
     echo "exit $?"
+fi
+
+if has kernel; then
+    stamp "kernel: getrusage of whole runs, batch-jpeg"
+    "${PY:-python3}" - "$BIN" "$W/jpeg" "$W/kernel-out" "$NCPU" <<'EOF' || echo "kernel part failed"
+import os, shutil, subprocess, sys, time
+binary, src, out, ncpu = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
+print("%-8s %3s %3s %7s %7s %7s %9s %8s %8s" % ("strategy", "j", "run", "wall s", "user s", "sys s",
+                                                 "minflt", "nvcsw", "nivcsw"))
+for strategy in ("threads", "procs"):
+    for j in sorted({1, ncpu}):
+        for run in range(3):
+            shutil.rmtree(out, ignore_errors=True)
+            t0 = time.monotonic()
+            pid = subprocess.Popen([binary, "-q", "--" + strategy, "-j", str(j), src, out]).pid
+            _, status, ru = os.wait4(pid, 0)
+            wall = time.monotonic() - t0
+            rc = os.waitstatus_to_exitcode(status)
+            print("%-8s %3d %3d %7.3f %7.3f %7.3f %9d %8d %8d%s" % (
+                strategy, j, run, wall, ru.ru_utime, ru.ru_stime, ru.ru_minflt, ru.ru_nvcsw, ru.ru_nivcsw,
+                "" if rc == 0 else "  exit %d" % rc))
+shutil.rmtree(out, ignore_errors=True)
+EOF
 fi
 
 stamp "done"
