@@ -95,11 +95,13 @@ int ip__team_run(struct ip_pipeline *p, struct ip__item *item, enum ip_stage sta
         if (pthread_create(&helpers[nh], NULL, team_main, &t) != 0)
             break;
     team_work(&t, 1);
-    ip__sem_release(&p->cpu);
-    for (int i = 0; i < nh; i++)
-        pthread_join(helpers[i], NULL);
-    if (ip__sem_acquire(&p->cpu, NULL) != 0 && !t.rc)
-        t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
+    if (nh > 0) {   /* alone (-j1), the owner keeps its token: nothing else runs meanwhile */
+        ip__sem_release(&p->cpu);
+        for (int i = 0; i < nh; i++)
+            pthread_join(helpers[i], NULL);
+        if (ip__sem_acquire(&p->cpu, NULL) != 0 && !t.rc)
+            t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
+    }
     if (!t.rc && t.done != n)
         t.rc = ip_error_set(&t.err, IP_EINTR, "interrupted");
     pthread_mutex_destroy(&t.lock);
