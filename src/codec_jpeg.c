@@ -238,6 +238,13 @@ static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *c
     return 0;
 }
 
+/* A colour decode made gray reads up to this many bytes of RGB rows per
+ * call, so that the gray kernel reads rows libjpeg wrote a while before:
+ * one row at a time, narrow images decoded about 7% slower than with the
+ * gray left to the filter stage (BENCHMARKS.md, eleventh session). */
+#define GRAY_BATCH_BYTES 24576u
+#define GRAY_BATCH_MAX 64u
+
 /* Decodes rows after setup: the first `skip` output rows are read and
  * dropped, the next dst->height go to dst (whose width and channels match
  * the output), then decoding stops, through the end of the data when
@@ -245,14 +252,18 @@ static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *c
 static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, uint32_t skip,
                        const struct ip_image *dst, int finish, struct ip_error *err)
 {
-    uint32_t channels = dst->channels, end = skip + dst->height;
+    uint32_t channels = dst->channels, end = skip + dst->height, batch = 1;
     int cmyk = ctx->cmyk, gray = ctx->gray;
     size_t width = cinfo->output_width;
     uint8_t *rgb = NULL;   /* gray: the RGB row made gray */
 
+    if (gray && !cmyk && width * 3 <= GRAY_BATCH_BYTES / 2) {
+        batch = GRAY_BATCH_BYTES / (uint32_t)(width * 3);
+        batch = batch > GRAY_BATCH_MAX ? GRAY_BATCH_MAX : batch;
+    }
     if (cmyk || gray || skip) {
         /* CMYK and gray of CMYK need a second row for the RGB. */
-        ctx->row = malloc(width * (cmyk && gray ? 7 : 4));
+        ctx->row = malloc(width * (cmyk && gray ? 7 : 4) * batch);
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
         rgb = cmyk ? ctx->row + width * 4 : ctx->row;
@@ -266,18 +277,31 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         return ip_error_set(err, IP_ECORRUPT, "unexpected JPEG output layout");
 
     while (cinfo->output_scanline < end) {
-        uint32_t y = cinfo->output_scanline;
+        uint32_t y = cinfo->output_scanline, n = end - y < batch ? end - y : batch;
         uint8_t *out = y < skip ? NULL : dst->pixels + (size_t)(y - skip) * dst->stride;
-        JSAMPROW row = cmyk || gray || !out ? ctx->row : out;
+        JSAMPROW rows[GRAY_BATCH_MAX];
 
-        if (jpeg_read_scanlines(cinfo, &row, 1) != 1)
-            return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", y);
-        if (!out)
-            continue;
-        if (cmyk)
-            cmyk_to_rgb(ctx->row, gray ? rgb : out, dst->width, cinfo->saw_Adobe_marker);
-        if (gray)   /* the row is still in cache: the gray filter's own kernel */
-            ip__gray_row(rgb, out, dst->width, 3, (enum ip_gray_weights)gray);
+        /* One row, straight into dst when it needs no conversion; or a batch
+         * of RGB rows to make gray. */
+        rows[0] = cmyk || gray || !out ? ctx->row : out;
+        for (uint32_t i = 1; i < n; i++)
+            rows[i] = ctx->row + (size_t)i * width * 3;
+        for (uint32_t got = 0; got < n;) {
+            JDIMENSION k = jpeg_read_scanlines(cinfo, rows + got, n - got);
+
+            if (k == 0)
+                return ip_error_set(err, IP_ECORRUPT, "JPEG decoder stopped at row %u", y + got);
+            got += k;
+        }
+        for (uint32_t i = 0; i < n; i++, y++) {
+            out = y < skip ? NULL : dst->pixels + (size_t)(y - skip) * dst->stride;
+            if (!out)
+                continue;
+            if (cmyk)
+                cmyk_to_rgb(rows[i], gray ? rgb : out, dst->width, cinfo->saw_Adobe_marker);
+            if (gray)   /* the rows are still in cache: the gray filter's own kernel */
+                ip__gray_row(cmyk ? rgb : rows[i], out, dst->width, 3, (enum ip_gray_weights)gray);
+        }
     }
     if (finish) {
         if (cinfo->buffered_image)
