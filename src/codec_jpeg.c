@@ -20,8 +20,9 @@
  * - Output: gray -> 1 channel, YCbCr/RGB -> RGB, CMYK/YCCK -> RGB through
  *   libjpeg's CMYK output (Adobe files store inverted CMYK: R = C*K/255).
  *   jpeg_luma_only makes YCbCr and gray files 1-channel (Y). opts->gray
- *   makes the other colour files 1-channel too: each RGB row, just decoded
- *   and still in cache, goes through the gray filter's own row kernel, so
+ *   makes the other colour files 1-channel too: RGB rows, decoded in
+ *   batches of up to 24 KiB that stay in cache, go through the gray
+ *   filter's own row kernel, so
  *   the pixels are those of the gray filter on the RGB decode. JDCT_ISLOW keeps
  *   decodes identical across machines. 12-bit files (which this 8-bit
  *   libjpeg cannot decode) are IP_EUNSUP "unsupported 12-bit JPEG".
