@@ -239,10 +239,11 @@ static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *c
     return 0;
 }
 
-/* A colour decode made gray reads up to this many bytes of RGB rows per
- * call, so that the gray kernel reads rows libjpeg wrote a while before:
- * one row at a time, narrow images decoded about 7% slower than with the
- * gray left to the filter stage (BENCHMARKS.md, eleventh session). */
+/* A colour decode made gray asks libjpeg for up to this many bytes of RGB
+ * rows at a time, then makes them gray. With one row per libjpeg call and
+ * per kernel call, 320x240 JPEGs decoded slower than with the gray left to
+ * the filter stage, and the kernel's samples were three times its share
+ * of instructions (BENCHMARKS.md, eleventh session). */
 #define GRAY_BATCH_BYTES 24576u
 #define GRAY_BATCH_MAX 64u
 
