@@ -1250,6 +1250,26 @@ DECODE_CLONES static int block_tracked(struct zrun *r, uint8_t *out, size_t end,
     return block_run(r, out, end, t);
 }
 
+/* Reads the next block's header and inflates the block into out, whose
+ * bytes from r->pos up to end are this call's to write; with t, tracking
+ * placeholders (block_tracked). 0, or -1 for anything zlib rejects. */
+static int block_next(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
+{
+    const uint8_t *stored;
+    size_t stored_len;
+    int rc = block_begin(r, &stored, &stored_len);
+
+    if (rc < 0)
+        return -1;
+    if (rc == 0)
+        return t ? block_tracked(r, out, end, t) : block_bytes(r, out, end);
+    if (stored_len > end - r->pos)
+        return -1;
+    memcpy(out + r->pos, stored, stored_len);
+    r->pos += stored_len;
+    return 0;
+}
+
 /* Inflates the zlib stream z[0..zlen) into out[0..expect) with zlib's (and
  * libpng's) acceptance rules: header, block types, stored lengths, code
  * construction, symbol validity, distances within the output so far, an
@@ -1266,24 +1286,10 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
     if (zrun_start(&r, z, zlen, expect, dyn))
         return -1;
     do {
-        const uint8_t *stored;
-        size_t stored_len;
-        int rc;
-
         if (ip__runner_stopped(runner))
             return IP_EINTR;
-        rc = block_begin(&r, &stored, &stored_len);
-
-        if (rc < 0)
+        if (block_next(&r, out, expect, NULL))
             return -1;
-        if (rc == 1) {
-            if (stored_len > expect - r.pos)
-                return -1;
-            memcpy(out + r.pos, stored, stored_len);
-            r.pos += stored_len;
-        } else if (block_bytes(&r, out, expect)) {
-            return -1;
-        }
     } while (!r.final);
     if (r.pos != expect || (zrun_bits(&r) + 7) / 8 != zlen - 4)
         return -1;
@@ -1388,9 +1394,7 @@ static int strip_inflate(struct pinflate *pi, struct pstrip *s, int last, int tr
     r.pos = s->out_start;
     r.dyn = dyn;
     for (;;) {
-        const uint8_t *stored;
-        size_t stored_len, bits = zrun_bits(&r);
-        int rc;
+        size_t bits = zrun_bits(&r);
 
         if (r.final) {
             if (last && r.pos == s->out_end && (bits + 7) / 8 == s->in_end)
@@ -1404,17 +1408,8 @@ static int strip_inflate(struct pinflate *pi, struct pstrip *s, int last, int tr
         }
         if (tracking && r.pos - s->out_start >= t.mark_end + WINDOW)
             tracking = 0;   /* no distance reaches a placeholder any more */
-        rc = block_begin(&r, &stored, &stored_len);
-        if (rc < 0)
+        if (block_next(&r, pi->out, s->out_end, tracking ? &t : NULL))
             break;
-        if (rc == 1) {
-            if (stored_len > s->out_end - r.pos)
-                break;
-            memcpy(pi->out + r.pos, stored, stored_len);
-            r.pos += stored_len;
-        } else if (tracking ? block_tracked(&r, pi->out, s->out_end, &t) : block_bytes(&r, pi->out, s->out_end)) {
-            break;
-        }
     }
     free(t.bits);
     *clean_tail = t.mark_end == 0 ? strip_len >= WINDOW : t.mark_end + WINDOW <= strip_len;
