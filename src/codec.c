@@ -243,11 +243,24 @@ int ip__decode_owned(uint8_t *data, size_t len, const struct ip_decode_opts *opt
 int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
               struct ip_buf *out, struct ip_error *err)
 {
-    return ip__encode(img, fmt, opts, NULL, 0, out, err);
+    return ip__encode(img, fmt, opts, NULL, 0, NULL, out, err);
+}
+
+int ip__strips_run(const struct ip__strip_runner *runner, uint32_t n, ip__strip_fn fn, void *ctx,
+                   struct ip_error *err)
+{
+    int rc = 0;
+
+    if (runner && runner->run)
+        return runner->run(runner->runner_ctx, n, fn, ctx, err);
+    for (uint32_t k = 0; k < n && !rc; k++)
+        rc = fn(ctx, k, err);
+    return rc;
 }
 
 int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
-               uint8_t *ws, size_t ws_len, struct ip_buf *out, struct ip_error *err)
+               uint8_t *ws, size_t ws_len, const struct ip__strip_runner *runner, struct ip_buf *out,
+               struct ip_error *err)
 {
     struct ip_encode_opts def;
 
@@ -272,12 +285,12 @@ int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_e
     case IP_FORMAT_PNG:
         if (opts->png_level < 0 || opts->png_level > 9)
             return ip_error_set(err, IP_EINVAL, "PNG level %d is not in 0..9", opts->png_level);
-        return ip__png_write(img, opts->png_level, ws, ws_len, out, err);
+        return ip__png_write(img, opts->png_level, ws, ws_len, runner, out, err);
     case IP_FORMAT_JPEG:
         if (opts->jpeg_quality < 1 || opts->jpeg_quality > 100)
             return ip_error_set(err, IP_EINVAL, "JPEG quality %d is not in 1..100",
                                 opts->jpeg_quality);
-        return ip__jpeg_write(img, opts->jpeg_quality, out, err);
+        return ip__jpeg_write(img, opts->jpeg_quality, runner, out, err);
     default:
         return ip_error_set(err, IP_EINVAL, "cannot encode %s (only png and jpeg)",
                             ip_format_name(fmt));

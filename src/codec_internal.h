@@ -49,8 +49,8 @@ struct ip__switch {
 int ip__switch_get(struct ip__switch *s);
 void ip__switch_set(struct ip__switch *s, int mode);
 
-/* A decoder given a runner may spread a huge image's work over it (the
- * pipeline's loader lends a strip team, team.c). run, if not NULL, calls
+/* A codec given a runner may spread a huge image's work over it (the
+ * pipeline's loader and writer lend a strip team, team.c). run, if not NULL, calls
  * fn(ctx, k, err) for k = 0..n-1, perhaps on several threads at once and in
  * any order, and returns 0 once all have run, else the first failure (in
  * *err). used, if not NULL, is called when the decode was in fact spread
@@ -71,6 +71,10 @@ static inline int ip__runner_stopped(const struct ip__strip_runner *runner)
 {
     return runner && runner->stop && atomic_load_explicit(runner->stop, memory_order_relaxed);
 }
+/* fn(ctx, k, err) for k = 0..n-1: on runner's run when there is one, else
+ * in order on this thread, stopping at the first failure (codec.c). */
+int ip__strips_run(const struct ip__strip_runner *runner, uint32_t n, ip__strip_fn fn, void *ctx,
+                   struct ip_error *err);
 
 /* writable: NULL, or data itself when the caller lets the decoder
  * rearrange it (its contents are then unspecified after a successful
@@ -107,13 +111,16 @@ extern size_t ip__png_fast_max;
 
 /* codec_png_write.c: the PNG encoder (libdeflate; zlib strips for huge images).
  * ws, when not NULL, is ws_len bytes the caller no longer needs: the
- * filtered rows go there when they fit, instead of a buffer of the thread's. */
-int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len, struct ip_buf *out,
-                  struct ip_error *err);
+ * filtered rows go there when they fit, instead of a buffer of the thread's.
+ * runner, when not NULL, encodes the strips of a huge image (ip__strips_run). */
+int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len,
+                  const struct ip__strip_runner *runner, struct ip_buf *out, struct ip_error *err);
 
-/* ip_encode with a workspace for the PNG encoder (see ip__png_write). */
+/* ip_encode with a workspace for the PNG encoder and a runner for the
+ * strips of a huge image (see ip__png_write, ip__jpeg_write). */
 int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_encode_opts *opts,
-               uint8_t *ws, size_t ws_len, struct ip_buf *out, struct ip_error *err);
+               uint8_t *ws, size_t ws_len, const struct ip__strip_runner *runner, struct ip_buf *out,
+               struct ip_error *err);
 
 /* Images whose filtered PNG data is at least this many bytes are encoded as
  * strips (default 64 MiB; tests lower it through IMGPAR_TEST_PNG_STRIP_MIN). */
@@ -122,26 +129,13 @@ extern size_t ip__png_strip_min;
 /* Rows per strip and number of strips (0: encoded whole); both depend only on the image. */
 uint32_t ip__png_strip_rows(const struct ip_image *img);
 uint32_t ip__png_strip_count(const struct ip_image *img);
-/* Deflates strip k into *out (replacing its contents), with its Adler-32
- * and uncompressed length. Any thread, any order. */
-int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
-                         uint32_t *adler, size_t *raw_len, struct ip_error *err);
-/* Appends the whole PNG made of the n strips to out, freeing each strip
- * once it is copied (so the strips and the output are not held twice). */
-int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
-                        const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
-                        struct ip_error *err);
 
-/* codec_jpeg_strips.c: JPEG output, strip-parallel (restart markers) for huge images. */
-int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err);
+/* codec_jpeg_strips.c: JPEG output, strip-parallel (restart markers) for
+ * huge images; runner as for ip__png_write. */
+int ip__jpeg_write(const struct ip_image *img, int quality, const struct ip__strip_runner *runner,
+                   struct ip_buf *out, struct ip_error *err);
 uint32_t ip__jpeg_strip_rows(const struct ip_image *img);
 uint32_t ip__jpeg_strip_count(const struct ip_image *img);   /* 0: encoded whole */
-int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, struct ip_buf *out,
-                          struct ip_error *err);
-/* Appends the JPEG made of the n strips to out; frees each strip once it
- * is copied, as ip__png_strips_join does. */
-int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
-                         struct ip_buf *out, struct ip_error *err);
 
 /* runner: NULL, or a caller's whose stop flag the decode obeys (its run is not used). */
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,

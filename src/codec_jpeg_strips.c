@@ -56,8 +56,9 @@ uint32_t ip__jpeg_strip_count(const struct ip_image *img)
     return (img->height + ip__jpeg_strip_rows(img) - 1) / ip__jpeg_strip_rows(img);
 }
 
-int ip__jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, struct ip_buf *out,
-                          struct ip_error *err)
+/* Encodes strip k into *out (replacing its contents); any thread, any order. */
+static int jpeg_strip_encode(const struct ip_image *img, int quality, uint32_t k, struct ip_buf *out,
+                             struct ip_error *err)
 {
     uint32_t rows = ip__jpeg_strip_rows(img), y0 = k * rows;
     struct ip_image view = *img;
@@ -102,8 +103,10 @@ static int find_markers(const uint8_t *d, size_t n, size_t *sos, size_t *scan, s
     return -1;
 }
 
-int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
-                         struct ip_buf *out, struct ip_error *err)
+/* Appends the JPEG made of the n strips to out; frees each strip once it
+ * is copied, as png_strips_join does. */
+static int jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint32_t n,
+                            struct ip_buf *out, struct ip_error *err)
 {
     size_t sos, scan, sofh, sos_k, scan_k, sofh_k, start = out->len;
     uint32_t interval = ip__jpeg_strip_rows(img) / mcu_rows(img) * mcus_per_row(img);
@@ -142,24 +145,38 @@ int ip__jpeg_strips_join(const struct ip_image *img, struct ip_buf *strips, uint
     return rc;
 }
 
-int ip__jpeg_write(const struct ip_image *img, int quality, struct ip_buf *out, struct ip_error *err)
+/* The strips being encoded (jpeg_strip_task: one strip per call). */
+struct jpeg_strips {
+    const struct ip_image *img;
+    int quality;
+    struct ip_buf *bufs;
+};
+
+static int jpeg_strip_task(void *ctx, uint32_t k, struct ip_error *err)
+{
+    struct jpeg_strips *s = ctx;
+
+    return jpeg_strip_encode(s->img, s->quality, k, &s->bufs[k], err);
+}
+
+int ip__jpeg_write(const struct ip_image *img, int quality, const struct ip__strip_runner *runner,
+                   struct ip_buf *out, struct ip_error *err)
 {
     uint32_t n = ip__jpeg_strip_count(img);
-    struct ip_buf *strips;
-    int rc = 0;
+    struct jpeg_strips s = {img, quality, NULL};
+    int rc;
 
     if (n <= 1)
         return ip__jpeg_encode(img, quality, out, err);
-    strips = calloc(n, sizeof *strips);
-    if (!strips)
+    s.bufs = calloc(n, sizeof *s.bufs);
+    if (!s.bufs)
         return ip_error_set(err, IP_ENOMEM, "out of memory for JPEG strips");
-    for (uint32_t k = 0; k < n && !rc; k++)
-        rc = ip__jpeg_strip_encode(img, quality, k, &strips[k], err);
+    rc = ip__strips_run(runner, n, jpeg_strip_task, &s, err);
     if (!rc)
-        rc = ip__jpeg_strips_join(img, strips, n, out, err);
+        rc = jpeg_strips_join(img, s.bufs, n, out, err);
     for (uint32_t k = 0; k < n; k++)
-        ip_buf_free(&strips[k]);
-    free(strips);
+        ip_buf_free(&s.bufs[k]);
+    free(s.bufs);
     return rc;
 }
 

@@ -235,12 +235,14 @@ uint32_t ip__png_strip_count(const struct ip_image *img)
     return (img->height + ip__png_strip_rows(img) - 1) / ip__png_strip_rows(img);
 }
 
-/* Deflates strip k a chunk of rows at a time: its rows are filtered into a
- * buffer of about STRIP_CHUNK bytes (the thread's), so a strip encoder
- * holds no strip-sized memory besides its output. zlib's output does not
- * depend on how its input is cut (it waits for lookahead it lacks). */
-int ip__png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
-                         uint32_t *adler, size_t *raw_len, struct ip_error *err)
+/* Deflates strip k into *out (replacing its contents), with its Adler-32
+ * and uncompressed length; any thread, any order. A chunk of rows at a
+ * time: its rows are filtered into a buffer of about STRIP_CHUNK bytes (the
+ * thread's), so a strip encoder holds no strip-sized memory besides its
+ * output. zlib's output does not depend on how its input is cut (it waits
+ * for lookahead it lacks). */
+static int png_strip_encode(const struct ip_image *img, int level, uint32_t k, struct ip_buf *out,
+                            uint32_t *adler, size_t *raw_len, struct ip_error *err)
 {
     uint32_t rows = ip__png_strip_rows(img), n = ip__png_strip_count(img);
     uint32_t y0 = k * rows, y1 = y0 + rows > img->height ? img->height : y0 + rows;
@@ -324,9 +326,11 @@ static int put_layout(const struct ip_image *img, const struct ip_buf *strips, u
     return rc;
 }
 
-int ip__png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
-                        const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
-                        struct ip_error *err)
+/* Appends the whole PNG made of the n strips to out, freeing each strip
+ * once it is copied (so the strips and the output are not held twice). */
+static int png_strips_join(const struct ip_image *img, int level, struct ip_buf *strips,
+                           const uint32_t *adlers, const size_t *raw_lens, uint32_t n, struct ip_buf *out,
+                           struct ip_error *err)
 {
     size_t zlen = 2 + 4, z_at, pos;
     uint32_t adler = 1;
@@ -387,8 +391,24 @@ static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_
     return 0;
 }
 
-int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len, struct ip_buf *out,
-                  struct ip_error *err)
+/* The strips being encoded (png_strip_task: one strip per call). */
+struct png_strips {
+    const struct ip_image *img;
+    int level;
+    struct ip_buf *bufs;
+    uint32_t *adlers;
+    size_t *lens;
+};
+
+static int png_strip_task(void *ctx, uint32_t k, struct ip_error *err)
+{
+    struct png_strips *s = ctx;
+
+    return png_strip_encode(s->img, s->level, k, &s->bufs[k], &s->adlers[k], &s->lens[k], err);
+}
+
+int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_len,
+                  const struct ip__strip_runner *runner, struct ip_buf *out, struct ip_error *err)
 {
     uint32_t n;
     size_t start = out->len;
@@ -400,20 +420,19 @@ int ip__png_write(const struct ip_image *img, int level, uint8_t *ws, size_t ws_
     if (n == 0) {
         rc = write_whole(img, level, ws, ws_len, out, err);
     } else {
-        struct ip_buf *strips = calloc(n, sizeof *strips);
-        uint32_t *adlers = calloc(n, sizeof *adlers);
-        size_t *lens = calloc(n, sizeof *lens);
+        struct png_strips s = {img, level, calloc(n, sizeof *s.bufs), calloc(n, sizeof *s.adlers),
+                               calloc(n, sizeof *s.lens)};
 
-        rc = strips && adlers && lens ? 0 : ip_error_set(err, IP_ENOMEM, "out of memory");
-        for (uint32_t k = 0; k < n && !rc; k++)
-            rc = ip__png_strip_encode(img, level, k, &strips[k], &adlers[k], &lens[k], err);
+        rc = s.bufs && s.adlers && s.lens ? 0 : ip_error_set(err, IP_ENOMEM, "out of memory for PNG strips");
         if (!rc)
-            rc = ip__png_strips_join(img, level, strips, adlers, lens, n, out, err);
-        for (uint32_t k = 0; strips && k < n; k++)
-            ip_buf_free(&strips[k]);
-        free(strips);
-        free(adlers);
-        free(lens);
+            rc = ip__strips_run(runner, n, png_strip_task, &s, err);
+        if (!rc)
+            rc = png_strips_join(img, level, s.bufs, s.adlers, s.lens, n, out, err);
+        for (uint32_t k = 0; s.bufs && k < n; k++)
+            ip_buf_free(&s.bufs[k]);
+        free(s.bufs);
+        free(s.adlers);
+        free(s.lens);
     }
     if (rc)
         out->len = start;

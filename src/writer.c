@@ -154,57 +154,22 @@ static enum ip_format output_format(const struct ip__item *item)
     return item->in_format == IP_FORMAT_JPEG ? IP_FORMAT_JPEG : IP_FORMAT_PNG;
 }
 
-/* A huge PNG or JPEG is encoded by a strip team (team.c): the strip layout
- * depends only on the image, so the bytes are the same whoever encodes them. */
-struct encode_strips {
+/* The strip runner lent to the encoder (ip__encode): a huge PNG or JPEG is
+ * encoded by a strip team (team.c), at -j1 too, where the writer works the
+ * strips alone but stops at a cancel between two of them (a 20000x20000 PNG
+ * at level 6 is 19 s of encoding). The layout depends only on the image, so
+ * the bytes are the same whoever encodes which strip. */
+struct encode_ctx {
     struct ip_pipeline *p;
-    const struct ip_image *img;
-    enum ip_format fmt;
-    struct ip_buf *bufs;
-    uint32_t *adlers;
-    size_t *lens;
+    struct ip__item *item;
 };
 
-static int encode_strip(void *ctx, uint32_t k, struct ip_error *err)
+static int run_strips(void *ctx, uint32_t n, ip__strip_fn fn, void *fn_ctx, struct ip_error *err)
 {
-    struct encode_strips *e = ctx;
+    struct encode_ctx *e = ctx;
 
-    if (e->fmt == IP_FORMAT_PNG)
-        return ip__png_strip_encode(e->img, e->p->cfg.encode.png_level, k, &e->bufs[k], &e->adlers[k],
-                                    &e->lens[k], err);
-    return ip__jpeg_strip_encode(e->img, e->p->cfg.encode.jpeg_quality, k, &e->bufs[k], err);
-}
-
-/* Encodes img (a PNG or JPEG with n strips) with a team; the caller holds one CPU token. */
-static int encode_team(struct ip_pipeline *p, struct ip__item *item, const struct ip_image *img,
-                       enum ip_format fmt, uint32_t n, struct ip_buf *enc)
-{
-    struct encode_strips e = {p, img, fmt, NULL, NULL, NULL};
-    int rc;
-
-    e.bufs = calloc(n, sizeof *e.bufs);
-    e.adlers = calloc(n, sizeof *e.adlers);
-    e.lens = calloc(n, sizeof *e.lens);
-    if (!e.bufs || !e.adlers || !e.lens) {
-        rc = ip_error_set(&item->err, IP_ENOMEM, "out of memory for %s strips",
-                          fmt == IP_FORMAT_PNG ? "PNG" : "JPEG");
-        goto out;
-    }
     /* The writer's own time is counted by write_one. */
-    rc = ip__team_run(p, item, IP_STAGE_ENCODE, n, encode_strip, &e, &item->err);
-    if (rc)
-        goto out;
-    if (fmt == IP_FORMAT_PNG)
-        rc = ip__png_strips_join(img, p->cfg.encode.png_level, e.bufs, e.adlers, e.lens, n, enc, &item->err);
-    else
-        rc = ip__jpeg_strips_join(img, e.bufs, n, enc, &item->err);
-out:
-    for (uint32_t k = 0; e.bufs && k < n; k++)
-        ip_buf_free(&e.bufs[k]);
-    free(e.bufs);
-    free(e.adlers);
-    free(e.lens);
-    return rc;
+    return ip__team_run(e->p, e->item, IP_STAGE_ENCODE, n, fn, fn_ctx, err);
 }
 
 static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc)
@@ -214,6 +179,9 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
      * the PNG encoder's workspace. */
     uint8_t *ws = !p->cfg.no_filter && item->block ? item->block : NULL;
     size_t ws_len = ws && img->pixels > ws ? (size_t)(img->pixels - ws) : 0;
+    struct encode_ctx ectx = {p, item};
+    struct ip__strip_runner runner = {run_strips, NULL, &ectx, NULL};
+    enum ip_format fmt = output_format(item);
     uint64_t t0;
     int rc;
 
@@ -221,23 +189,15 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
     t0 = ip__now_ns();
     enc->len = 0;
-    enum ip_format fmt = output_format(item);
-    uint32_t strips = fmt == IP_FORMAT_PNG ? ip__png_strip_count(img) : ip__jpeg_strip_count(img);
     /* Only a PNG encoded whole uses the workspace. Elsewhere the dead part
      * of a huge image's block (the size from which strips are used, 64
      * MiB) goes back to the kernel now, also in /dev/shm (the workers are
      * done with it), so that the decoded pixels are not resident while the
      * output is encoded and joined. Smaller ones stay, warm for the next
      * image of a batch. */
-    if (ws_len >= IP_PNG_STRIP_MIN && !(fmt == IP_FORMAT_PNG && strips == 0))
+    if (ws_len >= IP_PNG_STRIP_MIN && !(fmt == IP_FORMAT_PNG && ip__png_strip_count(img) == 0))
         ip__arena_release(p->arena, ws, ws_len);
-    /* A team at -j1 too: its owner works the strips alone, but stops at a
-     * cancel between two of them (a 20000x20000 PNG at level 6 is 19 s of
-     * encoding). */
-    if (strips > 1)
-        rc = encode_team(p, item, img, fmt, strips, enc);
-    else
-        rc = ip__encode(img, fmt, &p->cfg.encode, ws, ws_len, enc, &item->err);
+    rc = ip__encode(img, fmt, &p->cfg.encode, ws, ws_len, &runner, enc, &item->err);
     ip__stage_add(p, item, IP_STAGE_ENCODE, ip__now_ns() - t0);
     ip__sem_release(&p->cpu);
     ip__arena_free(p->arena, item->block);

@@ -121,7 +121,7 @@ static struct ip_buf encode_strips(const struct ip_image *img, size_t strip_min)
 
     ip__png_strip_min = strip_min;
     ip_error_clear(&err);
-    if (ip__png_strip_count(img) < 2 || ip__png_write(img, 6, NULL, 0, &out, &err) != 0) {
+    if (ip__png_strip_count(img) < 2 || ip__png_write(img, 6, NULL, 0, NULL, &out, &err) != 0) {
         fprintf(stderr, "cannot write a %ux%u strip PNG: %u strips, %s\n", img->width, img->height,
                 ip__png_strip_count(img), err.msg);
         exit(99);
