@@ -6,7 +6,11 @@
  * both the decoded image and room for the filter output, so no pixels are
  * ever copied between stages. Decoding holds a CPU token (-j); waiting for
  * arena memory (--mem) gives the token back. A file that fails is reported
- * at once and costs nothing else. The last loader to finish closes the load
+ * at once and costs nothing else. A decoded image that the pipeline lets
+ * stay here (ip__filter_inline: filtered whole under --threads, or no
+ * filter at all) is filtered, encoded and written by this thread
+ * (ip__writer_finish) with its own scratch and output buffer; any other
+ * goes on to the dispatcher. The last loader to finish closes the load
  * queue; cancellation makes every blocking call return IP_EINTR.
  * A huge JPEG with restart markers is decoded by a strip team (decode_team),
  * and a huge PNG that imgpar wrote in strips is inflated by one (the decoder
@@ -360,7 +364,8 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
 void *ip__loader_main(void *arg)
 {
     struct ip_pipeline *p = arg;
-    struct ip_buf buf = {0};
+    struct ip_buf buf = {0}, enc = {0};
+    struct ip_scratch *scratch = NULL;
     struct ip__item *item;
 
     while ((item = next_item(p)) != NULL) {
@@ -377,6 +382,11 @@ void *ip__loader_main(void *arg)
             ip__item_finish(p, item, IP_RESULT_FAILED);
             continue;
         }
+        /* A whole image goes on here, from decode to output file: no hand-offs. */
+        if (ip__filter_inline(p, item, &scratch)) {
+            ip__writer_finish(p, item, &enc);
+            continue;
+        }
         wait_ns = 0;
         if (ip__queue_push(&p->load_q, item, &wait_ns) != 0) {
             ip_error_set(&item->err, IP_EINTR, "interrupted");
@@ -386,6 +396,8 @@ void *ip__loader_main(void *arg)
         ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
     }
     ip_buf_free(&buf);
+    ip_buf_free(&enc);
+    ip_scratch_free(scratch);
     pthread_mutex_lock(&p->src_lock);
     if (--p->loaders_left == 0)
         ip__queue_close(&p->load_q);

@@ -54,6 +54,7 @@ struct ip_pipeline {
     _Atomic uint64_t busy_ns[IP_STAGE_COUNT];
     _Atomic uint64_t jobs_submitted;
     _Atomic uint64_t strip_decodes;
+    _Atomic uint64_t whole_on_loader;
 
     char *test_stall, *test_crash;      /* basenames from IMGPAR_TEST_STALL / _CRASH */
     char *test_stall_pidfile;
@@ -63,6 +64,11 @@ struct ip_pipeline {
 void *ip__loader_main(void *arg);
 /* writer.c */
 void *ip__writer_main(void *arg);
+/* Encodes and writes a filtered item (or reports its failure), then finishes it. */
+void ip__writer_finish(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc);
+/* pipeline.c: filters a decoded item on the calling thread when that beats
+ * handing it to the executor; returns 1 if it did (item->err says how it went). */
+int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_scratch **scratch);
 /* Writes data to out_path through a temporary in the same directory and a
  * rename, so the final name only ever holds a complete file. */
 int ip__write_file_atomic(const char *out_path, const uint8_t *data, size_t len, int do_fsync,

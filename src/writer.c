@@ -12,7 +12,8 @@
  * O_TMPFILE is not supported a named temporary created with O_EXCL is used
  * and removed on any failure (a kill -9 while it is written leaves it).
  * The order in which outputs finish does not matter: each has its own
- * path. Writers exit when the queue is closed and drained, or cancelled. */
+ * path. Writers exit when the queue is closed and drained, or cancelled.
+ * A loader that keeps an image to the end calls ip__writer_finish itself. */
 #include <errno.h>
 #include <fcntl.h>
 #include <libgen.h>
@@ -215,6 +216,24 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
     return rc;
 }
 
+void ip__writer_finish(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc)
+{
+    struct ip_error warning;
+    int rc;
+
+    if (item->err.code) {
+        ip__item_finish(p, item, IP_RESULT_FAILED);
+        return;
+    }
+    /* The encoder clears item->err: keep a decoder's warning (code 0,
+     * e.g. a truncated image accepted under allow_truncated). */
+    warning = item->err;
+    rc = write_one(p, item, enc);
+    if (rc == 0)
+        item->err = warning;
+    ip__item_finish(p, item, rc ? IP_RESULT_FAILED : IP_RESULT_OK);
+}
+
 void *ip__writer_main(void *arg)
 {
     struct ip_pipeline *p = arg;
@@ -222,26 +241,13 @@ void *ip__writer_main(void *arg)
     void *ptr;
 
     for (;;) {
-        struct ip__item *item;
-        struct ip_error warning;
         uint64_t wait_ns = 0;
         int rc = ip__queue_pop(&p->write_q, &ptr, &wait_ns);
 
         ip__stage_add(p, NULL, IP_STAGE_WAIT_WRITE, wait_ns);
         if (rc != 0)
             break;
-        item = ptr;
-        if (item->err.code) {
-            ip__item_finish(p, item, IP_RESULT_FAILED);
-            continue;
-        }
-        /* The encoder clears item->err: keep a decoder's warning (code 0,
-         * e.g. a truncated image accepted under allow_truncated). */
-        warning = item->err;
-        rc = write_one(p, item, &enc);
-        if (rc == 0)
-            item->err = warning;
-        ip__item_finish(p, item, rc ? IP_RESULT_FAILED : IP_RESULT_OK);
+        ip__writer_finish(p, ptr, &enc);
     }
     ip_buf_free(&enc);
     return NULL;

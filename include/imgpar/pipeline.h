@@ -113,6 +113,8 @@ struct ip_stats {
                                          * their filter outputs in the --mem arena */
     uint64_t strip_decodes;             /* images decoded by strips on several cores (huge JPEGs
                                          * with restart markers, huge PNGs imgpar wrote) */
+    uint64_t whole_on_loader;           /* images filtered, encoded and written by the thread that
+                                         * decoded them, with no hand-off between stages */
 };
 
 struct ip_pipeline;

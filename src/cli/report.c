@@ -416,4 +416,7 @@ void cli_print_stats(FILE *f, const struct ip_stats *s, enum ip_exec_kind exec)
     if (s->strip_decodes)
         fprintf(f, "  decoded by strips on several cores: %llu image%s\n",
                 (unsigned long long)s->strip_decodes, s->strip_decodes == 1 ? "" : "s");
+    if (s->whole_on_loader)
+        fprintf(f, "  from decode to output file on one thread, no hand-offs: %llu image%s\n",
+                (unsigned long long)s->whole_on_loader, s->whole_on_loader == 1 ? "" : "s");
 }
