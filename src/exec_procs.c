@@ -16,6 +16,11 @@
  *   this multithreaded parent: the child only uses recv/send, malloc - which
  *   glibc's fork handlers make safe - and the pure kernels), and its job is
  *   retried once; a second death fails that job alone with IP_EWORKER.
+ * - Jobs come in two ways: submit() (the dispatcher's bands; replies go to
+ *   the done list for wait()), and run() (a loader's whole image: the
+ *   caller sleeps on its own condition variable, which the I/O thread
+ *   signals with the reply, a second death, or cancel). Either way the job
+ *   takes the first idle worker, under the one lock.
  * - fini() SIGKILLs and reaps every worker: they hold no state worth a
  *   graceful exit, and nothing is left behind (no zombies, no orphans). */
 #include <errno.h>
@@ -39,11 +44,19 @@ struct reply {
     long maxrss_kb;
 };
 
+/* A thread in procs_run, waiting for its job. */
+struct waiter {
+    pthread_cond_t cond;
+    int done;
+    struct ip_job job;     /* the completed job */
+};
+
 struct worker {
     pid_t pid;             /* 0 when not running */
     int fd;                /* parent's end of the socketpair */
     int busy;              /* a job is outstanding */
     struct ip_job job;     /* the outstanding job (attempts = earlier tries) */
+    struct waiter *waiter; /* procs_run's caller, or NULL: the job completes to the done list */
 };
 
 struct ip_exec {
@@ -196,6 +209,22 @@ static void send_job(struct worker *w)
         shutdown(w->fd, SHUT_RDWR);
 }
 
+/* w's job is over (w->job says how): to its waiter, or to the done list.
+ * Called under ex->lock. */
+static void complete(struct ip_exec *ex, struct worker *w, int status)
+{
+    w->busy = 0;
+    w->job.status = status;
+    if (w->waiter) {
+        w->waiter->job = w->job;
+        w->waiter->done = 1;
+        pthread_cond_signal(&w->waiter->cond);
+        w->waiter = NULL;
+    } else {
+        ip__donelist_post(&ex->done, &w->job);
+    }
+}
+
 /* The worker at index i died or broke its protocol: reap, replace, retry. */
 static void handle_death(struct ip_exec *ex, int i)
 {
@@ -203,28 +232,20 @@ static void handle_death(struct ip_exec *ex, int i)
 
     reap(w);
     if (ex->cancelled || ex->stopping) {
-        if (w->busy) {
-            w->busy = 0;
-            w->job.status = IP_EINTR;
-            ip__donelist_post(&ex->done, &w->job);
-        }
+        if (w->busy)
+            complete(ex, w, IP_EINTR);
         return;
     }
     if (spawn(ex, i) != 0) {
         /* Cannot fork: fail the job; the slot stays empty. */
-        if (w->busy) {
-            w->busy = 0;
-            w->job.status = IP_EWORKER;
-            ip__donelist_post(&ex->done, &w->job);
-        }
+        if (w->busy)
+            complete(ex, w, IP_EWORKER);
         return;
     }
     if (w->busy) {
         w->job.attempts++;
         if (w->job.attempts >= 2) {
-            w->busy = 0;
-            w->job.status = IP_EWORKER;
-            ip__donelist_post(&ex->done, &w->job);
+            complete(ex, w, IP_EWORKER);
             pthread_cond_broadcast(&ex->idle);
         } else {
             send_job(w);
@@ -288,13 +309,11 @@ static void *io_main(void *arg)
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
             if (got == (ssize_t)sizeof r && w->busy) {
-                w->busy = 0;
-                w->job.status = r.status;
                 w->job.busy_ns = r.busy_ns;
                 w->job.attempts++;
                 if (r.maxrss_kb > ex->peak_rss_kb)
                     ex->peak_rss_kb = r.maxrss_kb;
-                ip__donelist_post(&ex->done, &w->job);
+                complete(ex, w, r.status);
                 pthread_cond_broadcast(&ex->idle);
             } else {
                 handle_death(ex, idx[k]);
@@ -353,34 +372,60 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, st
     return 0;
 }
 
+/* Waits for an idle worker and sends it job, for waiter (or NULL). Returns
+ * 0, or IP_EINTR once cancelled. Called under ex->lock. */
+static int start_job(struct ip_exec *ex, const struct ip_job *job, struct waiter *waiter)
+{
+    for (;;) {
+        if (ex->cancelled)
+            return IP_EINTR;
+        for (int k = 0; k < ex->nworkers; k++) {
+            struct worker *w = &ex->w[k];
+            if (w->fd >= 0 && !w->busy) {
+                w->job = *job;
+                w->job.attempts = 0;
+                w->busy = 1;
+                w->waiter = waiter;
+                send_job(w);
+                return 0;
+            }
+        }
+        pthread_cond_wait(&ex->idle, &ex->lock);
+    }
+}
+
 static int procs_submit(struct ip_exec *ex, const struct ip_job *job)
 {
-    int rc = 0, i = -1;
+    int rc;
 
     if (job->kind == IP_JOB_END)
         return ip__donelist_post(&ex->done, job);
     pthread_mutex_lock(&ex->lock);
-    for (;;) {
-        if (ex->cancelled) {
-            rc = IP_EINTR;
-            break;
-        }
-        for (int k = 0; k < ex->nworkers && i < 0; k++)
-            if (ex->w[k].fd >= 0 && !ex->w[k].busy)
-                i = k;
-        if (i >= 0)
-            break;
-        pthread_cond_wait(&ex->idle, &ex->lock);
-    }
-    if (i >= 0) {
-        struct worker *w = &ex->w[i];
-        w->job = *job;
-        w->job.attempts = 0;
-        w->busy = 1;
-        send_job(w);
+    rc = start_job(ex, job, NULL);
+    pthread_mutex_unlock(&ex->lock);
+    return rc;
+}
+
+static int procs_run(struct ip_exec *ex, struct ip_job *job)
+{
+    struct waiter wt = {.cond = PTHREAD_COND_INITIALIZER};
+    int rc;
+
+    pthread_mutex_lock(&ex->lock);
+    rc = start_job(ex, job, &wt);
+    while (rc == 0 && !wt.done && !ex->cancelled)
+        pthread_cond_wait(&wt.cond, &ex->lock);
+    if (rc == 0 && !wt.done) {
+        /* Cancelled: the job's reply, if any, goes to the (cancelled) done list. */
+        for (int k = 0; k < ex->nworkers; k++)
+            if (ex->w[k].waiter == &wt)
+                ex->w[k].waiter = NULL;
+        rc = IP_EINTR;
     }
     pthread_mutex_unlock(&ex->lock);
-    poke(ex);
+    pthread_cond_destroy(&wt.cond);
+    if (rc == 0)
+        *job = wt.job;
     return rc;
 }
 
@@ -394,6 +439,9 @@ static void procs_cancel(struct ip_exec *ex)
     pthread_mutex_lock(&ex->lock);
     ex->cancelled = 1;
     pthread_cond_broadcast(&ex->idle);
+    for (int k = 0; k < ex->nworkers; k++)
+        if (ex->w[k].waiter)
+            pthread_cond_signal(&ex->w[k].waiter->cond);
     pthread_mutex_unlock(&ex->lock);
     ip__donelist_cancel(&ex->done);
     poke(ex);
@@ -440,4 +488,5 @@ const struct ip_exec_ops ip__exec_procs_ops = {
     .cancel = procs_cancel,
     .fini = procs_fini,
     .worker_peak_rss_kb = procs_rss,
+    .run = procs_run,
 };

@@ -7,8 +7,9 @@
  * ever copied between stages. Decoding holds a CPU token (-j); waiting for
  * arena memory (--mem) gives the token back. A file that fails is reported
  * at once and costs nothing else. A decoded image that the pipeline lets
- * stay here (ip__filter_inline: filtered whole under --threads, or no
- * filter at all) is filtered, encoded and written by this thread
+ * stay here (ip__filter_inline: filtered whole under --threads or --procs,
+ * or no filter at all) is filtered (or a worker process filters it while
+ * this thread waits), encoded and written by this thread
  * (ip__writer_finish) with its own scratch and output buffer; any other
  * goes on to the dispatcher. The last loader to finish closes the load
  * queue; cancellation makes every blocking call return IP_EINTR.

@@ -1,8 +1,8 @@
 /* The pipeline: the whole data flow in one place.
  *
  *   source --next()--> loaders (--io-threads)     read + decode into the arena
- *                      (an image filtered whole under --threads: the loader also filters,
- *                       encodes and writes it, and reports it)
+ *                      (an image filtered whole: the loader also filters it, or has a
+ *                       --procs worker filter it, then encodes, writes and reports it)
  *          --load_q--> dispatcher (1 thread)      cut into bands, submit to the executor
  *          --exec----> serial | threads | procs   ip_chain_run_rows on each band
  *          --wait()--> completer (1 thread)       last band done -> image done
@@ -10,14 +10,18 @@
  *          --------->  on_result, exactly once per task
  *
  * DESIGN
- * - Whole images stay on their loader: with --threads (or --no-filter, any
- *   executor), an image that is not cut into bands is filtered, encoded and
- *   written by the loader thread that decoded it (ip__filter_inline, then
- *   the writer's ip__writer_finish), skipping the dispatcher, the executor,
- *   the completer and the writers. That saves four thread hand-offs per
- *   image and keeps its pixels in that core's caches (320x240 photos: 11%
- *   off the wall time at -j1, 36% at -j2; BENCHMARKS.md). Bands, --procs, --serial, and fewer
- *   --io-threads than -j take the stages above. The bytes are the same.
+ * - Whole images stay on their loader: an image that is not cut into bands
+ *   is filtered, encoded and written by the loader thread that decoded it
+ *   (ip__filter_inline, then the writer's ip__writer_finish), skipping the
+ *   dispatcher, the completer and the writers. Under --threads the loader
+ *   runs the filter itself; under --procs it hands the job to a worker
+ *   process and sleeps until the reply (the executor's run()); --no-filter
+ *   has nothing to hand. That saves the thread hand-offs (four per image
+ *   under --threads, three of five under --procs) and, under --threads,
+ *   keeps the pixels in that core's caches (320x240 photos: 11% off the
+ *   wall time at -j1, 36% at -j2; BENCHMARKS.md). Bands, --serial (the
+ *   reference, one band at a time), and fewer --io-threads than -j take the
+ *   stages above. The bytes are the same.
  * - Memory: an image occupies an in-flight slot (--queue) from before it is
  *   read until it is reported, and its pixels (decoded + filtered) one arena
  *   block (--mem) from decode until encoded. Both queues hold at most
@@ -361,9 +365,12 @@ int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_sc
     if (p->cfg.io_threads < p->cfg.jobs || !ip__switch_get(&inline_switch))
         return 0;
     if (!p->cfg.no_filter) {
-        if (p->cfg.exec != IP_EXEC_THREADS || use_strips(p, item, p->source->total_hint))
+        int here = p->cfg.exec == IP_EXEC_THREADS;
+
+        if ((!here && !p->ops->run) || p->cfg.exec == IP_EXEC_SERIAL ||
+            use_strips(p, item, p->source->total_hint))
             return 0;
-        if (!*scratch && !(*scratch = ip_scratch_new()))
+        if (here && !*scratch && !(*scratch = ip_scratch_new()))
             return 0;
         if (ip__sem_acquire(&p->cpu, NULL) != 0) {
             ip_error_set(&item->err, IP_EINTR, "interrupted");
@@ -374,7 +381,11 @@ int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_sc
         job.src = item->src;
         job.dst = item->dst;
         job.y1 = item->src.height;
-        ip__job_run(&p->cfg.chain, &job, *scratch);
+        job.test_flags = item->test_flags;
+        if (here)
+            ip__job_run(&p->cfg.chain, &job, *scratch);
+        else if (p->ops->run(p->ex, &job) != 0)
+            job.status = IP_EINTR;
         ip__sem_release(&p->cpu);
         band_done(p, item, &job);
     }

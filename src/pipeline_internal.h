@@ -66,8 +66,10 @@ void *ip__loader_main(void *arg);
 void *ip__writer_main(void *arg);
 /* Encodes and writes a filtered item (or reports its failure), then finishes it. */
 void ip__writer_finish(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *enc);
-/* pipeline.c: filters a decoded item on the calling thread when that beats
- * handing it to the executor; returns 1 if it did (item->err says how it went). */
+/* pipeline.c: when a decoded item may stay with its loader, filters it for
+ * the calling thread (on it under --threads; a worker process under --procs,
+ * while the caller waits) and returns 1 (item->err says how it went, and the
+ * caller goes on to ip__writer_finish); else returns 0: hand it on. */
 int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_scratch **scratch);
 /* Writes data to out_path through a temporary in the same directory and a
  * rename, so the final name only ever holds a complete file. */

@@ -72,6 +72,11 @@ struct ip_exec_ops {
     void (*fini)(struct ip_exec *ex);
     /* Peak RSS (KiB) seen in worker processes; NULL for in-process executors. */
     long (*worker_peak_rss_kb)(struct ip_exec *ex);
+    /* Runs one band job for the calling thread and returns once it is done,
+     * with its status, attempts and busy_ns filled in; IP_EINTR when
+     * cancelled first. Thread-safe; its jobs never reach wait(). NULL where
+     * the executor has none (then use submit and wait). */
+    int (*run)(struct ip_exec *ex, struct ip_job *job);
 };
 
 const struct ip_exec_ops *ip_exec_ops_get(enum ip_exec_kind kind);

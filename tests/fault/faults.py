@@ -239,52 +239,60 @@ def main():
     victim_out = victim  # PNG in, same name out
     shm_before = shm_objects()
 
+    # Each worker case runs twice: with the image kept on its loader (the
+    # default: the loader hands the job to a worker itself and waits, procs'
+    # run()), and handed on through the dispatcher (IMGPAR_INLINE=0).
     if case == "kill-worker":
-        out = os.path.join(tmp, "out-kill")
-        pidfile = os.path.join(tmp, "stall.pid")
-        env = dict(os.environ, IMGPAR_TEST_STALL=victim, IMGPAR_TEST_STALL_PIDFILE=pidfile)
-        p = subprocess.Popen([imgpar, "--procs", "-j", "2", "-v", indir, out], env=env,
-                             stderr=subprocess.PIPE, text=True)
-        deadline = time.time() + 30
-        while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
-            if time.time() > deadline or p.poll() is not None:
-                sys.exit("FAIL: the worker never stalled on the chosen file")
-            time.sleep(0.02)
-        wpid = int(open(pidfile).read())
-        if wpid == p.pid:
-            sys.exit("FAIL: stall pid is the parent, not a worker")
-        os.kill(wpid, signal.SIGKILL)
-        _, err = p.communicate(timeout=60)
-        if p.returncode != 0:
-            sys.exit(f"FAIL: exit {p.returncode} after a retried worker death: {err}")
-        got = digests(out)
-        if got != ref:
-            sys.exit(f"FAIL: outputs differ from the serial reference: {sorted(k for k in ref if got.get(k) != ref[k])}")
-        try:
-            os.kill(wpid, 0)
-            sys.exit("FAIL: killed worker still exists (not reaped)")
-        except ProcessLookupError:
-            pass
-        check_clean(out, shm_before)
-        print(f"ok: worker {wpid} killed on {victim}, retried, {len(got)} outputs identical to serial")
+        for inline in ("1", "0"):
+            out = os.path.join(tmp, "out-kill" + inline)
+            pidfile = os.path.join(tmp, "stall.pid" + inline)
+            env = dict(os.environ, IMGPAR_TEST_STALL=victim, IMGPAR_TEST_STALL_PIDFILE=pidfile,
+                       IMGPAR_INLINE=inline)
+            p = subprocess.Popen([imgpar, "--procs", "-j", "2", "-v", indir, out], env=env,
+                                 stderr=subprocess.PIPE, text=True)
+            deadline = time.time() + 30
+            while not (os.path.exists(pidfile) and open(pidfile).read().strip()):
+                if time.time() > deadline or p.poll() is not None:
+                    sys.exit("FAIL: the worker never stalled on the chosen file")
+                time.sleep(0.02)
+            wpid = int(open(pidfile).read())
+            if wpid == p.pid:
+                sys.exit("FAIL: stall pid is the parent, not a worker")
+            os.kill(wpid, signal.SIGKILL)
+            _, err = p.communicate(timeout=60)
+            if p.returncode != 0:
+                sys.exit(f"FAIL: exit {p.returncode} after a retried worker death: {err}")
+            got = digests(out)
+            if got != ref:
+                sys.exit(f"FAIL: outputs differ from the serial reference: {sorted(k for k in ref if got.get(k) != ref[k])}")
+            try:
+                os.kill(wpid, 0)
+                sys.exit("FAIL: killed worker still exists (not reaped)")
+            except ProcessLookupError:
+                pass
+            check_clean(out, shm_before)
+            print(f"ok (IMGPAR_INLINE={inline}): worker {wpid} killed on {victim}, retried, "
+                  f"{len(got)} outputs identical to serial")
 
     elif case == "crash-twice":
-        out = os.path.join(tmp, "out-crash")
-        env = dict(os.environ, IMGPAR_TEST_CRASH=victim)
-        p = subprocess.run([imgpar, "--procs", "-j", "2", indir, out], env=env, capture_output=True,
-                           text=True, timeout=120)
-        if p.returncode != 1:
-            sys.exit(f"FAIL: expected exit 1, got {p.returncode}: {p.stderr}")
-        lines = [l for l in p.stderr.splitlines() if l]
-        want = f"imgpar: {os.path.join(indir, victim)}: "
-        if len(lines) != 1 or not lines[0].startswith(want) or "worker" not in lines[0]:
-            sys.exit(f"FAIL: expected one error line for {victim}, got {lines}")
-        got = digests(out)
-        expect = {k: v for k, v in ref.items() if k != victim_out}
-        if got != expect:
-            sys.exit(f"FAIL: outputs other than the crashing file differ or are missing")
-        check_clean(out, shm_before)
-        print(f"ok: {victim} failed alone after two worker crashes; {len(got)} others correct")
+        for inline in ("1", "0"):
+            out = os.path.join(tmp, "out-crash" + inline)
+            env = dict(os.environ, IMGPAR_TEST_CRASH=victim, IMGPAR_INLINE=inline)
+            p = subprocess.run([imgpar, "--procs", "-j", "2", indir, out], env=env, capture_output=True,
+                               text=True, timeout=120)
+            if p.returncode != 1:
+                sys.exit(f"FAIL: expected exit 1, got {p.returncode}: {p.stderr}")
+            lines = [l for l in p.stderr.splitlines() if l]
+            want = f"imgpar: {os.path.join(indir, victim)}: "
+            if len(lines) != 1 or not lines[0].startswith(want) or "worker" not in lines[0]:
+                sys.exit(f"FAIL: expected one error line for {victim}, got {lines}")
+            got = digests(out)
+            expect = {k: v for k, v in ref.items() if k != victim_out}
+            if got != expect:
+                sys.exit(f"FAIL: outputs other than the crashing file differ or are missing")
+            check_clean(out, shm_before)
+            print(f"ok (IMGPAR_INLINE={inline}): {victim} failed alone after two worker crashes; "
+                  f"{len(got)} others correct")
 
     elif case in ("sigint", "sigterm"):
         sig = signal.SIGINT if case == "sigint" else signal.SIGTERM

@@ -1,12 +1,13 @@
 #!/usr/bin/python3
-"""An image filtered whole under --threads stays on the thread that decoded it.
+"""An image filtered whole stays with the thread that decoded it.
 
 Usage: whole_on_loader.py IMGPAR SAMPLES_DIR GEN_SCRIPT [--threads-only]
 
 - --stats counts exactly the images that went from decode to output file on
-  their loader thread: every image under --threads (or --no-filter) when
-  there are at least as many --io-threads as -j, none under --procs,
-  --serial, --split strips, fewer --io-threads than -j, or IMGPAR_INLINE=0,
+  their loader thread (under --procs the loader hands the filter to a worker
+  process and waits for it): every image under --threads, --procs or
+  --no-filter when there are at least as many --io-threads as -j; none under
+  --serial, --split strips, fewer --io-threads than -j, or IMGPAR_INLINE=0;
   and all but the image bigger than its share of --mem (which is cut into
   strips for the filter workers).
 - Whichever way an image goes, the output bytes equal those of the serial
@@ -75,7 +76,10 @@ def main():
         (["--threads", "-j", "2", "--io-threads", "1"], None, 0),
         (["--threads", "-j", "2", "--split", "strips"], None, 0),
         (["--serial", "-j", "2"], None, 0),
-        (["--procs", "-j", "2"], None, 0),
+        (["--procs", "-j", "1"], None, total),
+        (["--procs", "-j", "3", "--writers", "1"], None, total),
+        (["--procs", "-j", "2"], {"IMGPAR_INLINE": "0"}, 0),
+        (["--procs", "-j", "2", "--split", "strips"], None, 0),
     ]
     for i, (args, env, want) in enumerate(configs):
         if threads_only and "--procs" in args:
@@ -99,10 +103,11 @@ def main():
     mdir = os.path.join(tmp, "mixed")
     subprocess.run(["/usr/bin/python3", gen, mdir, "--small", "3", "--big", "1500x1200"], check=True)
     _, mref, _ = run(imgpar, ["--serial", "-j", "1"], [mdir], os.path.join(tmp, "mref"))
-    n, got, _ = run(imgpar, ["--threads", "-j", "2", "--mem", "12M"], [mdir], os.path.join(tmp, "mixed-out"))
     check(len(mref) == 4, f"mixed reference wrote {len(mref)} files, expected 4")
-    check(n == 3, f"--mem 12M: {n} images on their loader, expected 3")
-    check(got == mref, "--mem 12M: outputs differ from the serial reference")
+    for ex in ["--threads"] + ([] if threads_only else ["--procs"]):
+        n, got, _ = run(imgpar, [ex, "-j", "2", "--mem", "12M"], [mdir], os.path.join(tmp, "mixed" + ex))
+        check(n == 3, f"{ex} --mem 12M: {n} images on their loader, expected 3")
+        check(got == mref, f"{ex} --mem 12M: outputs differ from the serial reference")
 
     # Failures on that path: two bad inputs, and one output whose final name
     # is a directory. Each costs its own file only.
@@ -114,29 +119,34 @@ def main():
         head = f.read(60)
     with open(os.path.join(bdir, "truncated.png"), "wb") as f:
         f.write(head)
-    out = os.path.join(tmp, "bad-out")
     victim = sorted(k for k in ref if k.endswith(".png") and os.path.exists(os.path.join(gdir, k)))[0]
-    os.makedirs(os.path.join(out, victim))
-    n, got, err = run(imgpar, ["--threads", "-j", "2"], [bdir], out, want_rc=1)
-    gref = {k: v for k, v in ref.items() if os.path.exists(os.path.join(gdir, k))}
-    lines = [l for l in err.splitlines() if l.startswith("imgpar: ")]
-    check(len(lines) == 3, f"expected 3 error lines, got {lines}")
-    for name in ["garbage.png", "truncated.png", victim]:
-        check(sum(name in l for l in lines) == 1, f"no error line names {name}: {lines}")
-    check(n == len(gref), f"bad batch: {n} images on their loader, expected {len(gref)} (every decoded one)")
-    got.pop(victim, None)
-    want = {k: v for k, v in gref.items() if k != victim}
-    check(got == want, "bad batch: the good outputs differ from the reference or are missing: "
-                       f"{sorted(set(got) ^ set(want))[:5]}")
-    check(not any(k.startswith(".") or k.endswith(".tmp") for k in os.listdir(out)),
-          f"a temporary was left: {os.listdir(out)}")
+    for ex in ["--threads"] + ([] if threads_only else ["--procs"]):
+        bad_batch(imgpar, ex, bdir, os.path.join(tmp, "bad-out" + ex), victim, ref, gdir)
 
     shutil.rmtree(tmp)
     if failures:
         for f in failures:
             print("FAIL:", f)
         sys.exit(1)
-    print(f"ok: {total} images, {len(configs) + 4} configurations")
+    print(f"ok: {total} images, {len(configs)} configurations, --no-filter, --mem, failures")
+
+
+def bad_batch(imgpar, ex, bdir, out, victim, ref, gdir):
+    """Two bad inputs and one output that cannot be written, under ex."""
+    os.makedirs(os.path.join(out, victim))
+    n, got, err = run(imgpar, [ex, "-j", "2"], [bdir], out, want_rc=1)
+    gref = {k: v for k, v in ref.items() if os.path.exists(os.path.join(gdir, k))}
+    lines = [l for l in err.splitlines() if l.startswith("imgpar: ")]
+    check(len(lines) == 3, f"{ex}: expected 3 error lines, got {lines}")
+    for name in ["garbage.png", "truncated.png", victim]:
+        check(sum(name in l for l in lines) == 1, f"{ex}: no error line names {name}: {lines}")
+    check(n == len(gref), f"{ex} bad batch: {n} images on their loader, expected {len(gref)} (every decoded one)")
+    got.pop(victim, None)
+    want = {k: v for k, v in gref.items() if k != victim}
+    check(got == want, f"{ex} bad batch: the good outputs differ from the reference or are missing: "
+                       f"{sorted(set(got) ^ set(want))[:5]}")
+    check(not any(k.startswith(".") or k.endswith(".tmp") for k in os.listdir(out)),
+          f"{ex}: a temporary was left: {os.listdir(out)}")
 
 
 if __name__ == "__main__":

@@ -7,7 +7,7 @@
 # file creation is not what is measured). Prints every run, then medians of
 # wall, user and system seconds and of voluntary and involuntary context
 # switches.
-# usage: inline-ab.sh IMGPAR ROUNDS "1 2" DIR...
+# usage: [ARGS="--procs"] inline-ab.sh IMGPAR ROUNDS "1 2" DIR...   (ARGS: more imgpar options)
 B=$1; ROUNDS=$2; JOBS=$3; shift 3
 T=$(mktemp)
 for J in $JOBS; do
@@ -17,7 +17,7 @@ for J in $JOBS; do
                 rm -rf /dev/shm/inline-ab
                 v=$([ $mode = loader ] && echo 1 || echo 0)
                 IMGPAR_INLINE=$v /usr/bin/time -f "$(basename "$D") j$J $mode %e %U %S %w %c" \
-                    "$B" -q -j"$J" "$D" /dev/shm/inline-ab/ 2>>"$T"
+                    "$B" -q -j"$J" ${ARGS:-} "$D" /dev/shm/inline-ab/ 2>>"$T"
             done
         done
     done
