@@ -340,7 +340,17 @@ void ip_buf_free(struct ip_buf *buf)
     }
 }
 
+/* A read asks for at most this much, so that a stop flag is seen every few
+ * MiB (some tens of ms from a slow disk) rather than after a huge file. */
+#define READ_CHUNK (4u << 20)
+
 int ip_file_read(const char *path, uint64_t max_size, struct ip_buf *out, struct ip_error *err)
+{
+    return ip__file_read(path, max_size, NULL, out, err);
+}
+
+int ip__file_read(const char *path, uint64_t max_size, const atomic_int *stop, struct ip_buf *out,
+                  struct ip_error *err)
 {
     struct stat st;
     uint8_t *data = NULL;
@@ -390,7 +400,13 @@ int ip_file_read(const char *path, uint64_t max_size, struct ip_buf *out, struct
     /* Reads up to the size fstat gave; a file that shrinks meanwhile is
      * returned short, one that grows is cut at the size checked above. */
     while (done < size) {
-        ssize_t n = read(fd, data + done, size - done);
+        ssize_t n;
+
+        if (stop && atomic_load(stop)) {
+            rc = ip_error_set(err, IP_EINTR, "interrupted");
+            goto fail_data;
+        }
+        n = read(fd, data + done, size - done < READ_CHUNK ? size - done : READ_CHUNK);
         if (n < 0) {
             if (errno == EINTR)
                 continue;

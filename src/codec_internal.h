@@ -49,6 +49,11 @@ struct ip__switch {
 int ip__switch_get(struct ip__switch *s);
 void ip__switch_set(struct ip__switch *s, int mode);
 
+/* ip_file_read, abandoned with IP_EINTR ("interrupted", nothing kept) once
+ * *stop is nonzero: it is looked at before every read call (4 MiB). */
+int ip__file_read(const char *path, uint64_t max_size, const atomic_int *stop, struct ip_buf *out,
+                  struct ip_error *err);
+
 /* A codec given a runner may spread a huge image's work over it (the
  * pipeline's loader and writer lend a strip team, team.c). run, if not NULL, calls
  * fn(ctx, k, err) for k = 0..n-1, perhaps on several threads at once and in

@@ -2,9 +2,10 @@
  *
  * DESIGN: --io-threads threads each take the next task from the source
  * (under src_lock), take an in-flight slot (--queue), read the whole file
- * with one read, and decode it straight into an arena block that holds
- * both the decoded image and room for the filter output, so no pixels are
- * ever copied between stages. Decoding holds a CPU token (-j); waiting for
+ * into one buffer (4 MiB per call, stopping at a cancel between calls),
+ * and decode it straight into an arena block that holds both the decoded
+ * image and room for the filter output, so no pixels are ever copied
+ * between stages. Decoding holds a CPU token (-j); waiting for
  * arena memory (--mem) gives the token back. A file that fails is reported
  * at once and costs nothing else. A decoded image that the pipeline lets
  * stay here (ip__filter_inline: filtered whole under --threads or --procs,
@@ -309,7 +310,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
 
     t0 = ip__now_ns();
     ip_buf_free(buf);
-    rc = ip_file_read(item->in_path, opts.limits.max_file_size, buf, &item->err);
+    rc = ip__file_read(item->in_path, opts.limits.max_file_size, &p->cancelled, buf, &item->err);
     ip__stage_add(p, item, IP_STAGE_READ, ip__now_ns() - t0);
     if (rc)
         return rc;

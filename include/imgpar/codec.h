@@ -97,7 +97,7 @@ int ip_encode(const struct ip_image *img, enum ip_format fmt, const struct ip_en
 
 void ip_buf_free(struct ip_buf *buf);
 
-/* Reads a whole file into *out with one large read, refusing files larger
+/* Reads a whole file into *out (4 MiB per read call), refusing files larger
  * than max_size and anything that is not a regular file. */
 int ip_file_read(const char *path, uint64_t max_size, struct ip_buf *out, struct ip_error *err);
 

@@ -21,6 +21,10 @@
  *                              punch OFFSET LEN)
  *   (always)                 madvise(MADV_POPULATE_WRITE) is logged as
  *                              populate LEN
+ *                            and a read() asking for 1 MiB or more as
+ *                              read LEN
+ *   IMGPAR_SHIM_SLOW_READ_MS=N such a read returns at most 1 MiB, N ms
+ *                            late: a slow disk
  *
  * Lines are written with one write() on an O_APPEND descriptor, so events
  * from threads and forked workers never mix. */
@@ -235,4 +239,26 @@ int madvise(void *addr, size_t len, int advice)
     if (advice == MADV_POPULATE_WRITE)
         log_line("populate %zu\n", len);
     return real(addr, len, advice);
+}
+
+/* A slow disk: a read asking for 1 MiB or more gets at most 1 MiB, after
+ * IMGPAR_SHIM_SLOW_READ_MS ms; logged as "read LEN" (the length asked). */
+ssize_t read(int fd, void *buf, size_t count)
+{
+    static ssize_t (*real)(int, void *, size_t);
+    const char *slow = getenv("IMGPAR_SHIM_SLOW_READ_MS");
+
+    if (!real)
+        LOOKUP(real, "read");
+    if (count >= (1u << 20)) {
+        log_line("read %zu\n", count);
+        if (slow && *slow) {
+            long ms = strtol(slow, NULL, 10);
+            struct timespec ts = {ms / 1000, (ms % 1000) * 1000000L};
+
+            nanosleep(&ts, NULL);
+            count = 1u << 20;
+        }
+    }
+    return real(fd, buf, count);
 }
