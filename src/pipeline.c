@@ -360,6 +360,7 @@ static struct ip__switch inline_switch = {-1, "IMGPAR_INLINE"};
 int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_scratch **scratch)
 {
     struct ip_job job;
+    int rc = 0;
 
     /* Fewer loaders than cores could not keep them busy on their own. */
     if (p->cfg.io_threads < p->cfg.jobs || !ip__switch_get(&inline_switch))
@@ -384,9 +385,13 @@ int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_sc
         job.test_flags = item->test_flags;
         if (here)
             ip__job_run(&p->cfg.chain, &job, *scratch);
-        else if (p->ops->run(p->ex, &job) != 0)
-            job.status = IP_EINTR;
+        else
+            rc = p->ops->run(p->ex, &job);
         ip__sem_release(&p->cpu);
+        if (rc) {
+            ip_error_set(&item->err, IP_EINTR, "interrupted");
+            return 1;
+        }
         band_done(p, item, &job);
     }
     atomic_fetch_add(&p->whole_on_loader, 1);

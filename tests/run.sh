@@ -2,8 +2,8 @@
 # Builds imgpar four ways and runs the test suites:
 #   build/       release build: every suite except 'slow' (cluster included: needs root)
 #   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile, batch, bench
-#   build-tsan/  ThreadSanitizer: the threads-executor determinism, JPEG strip-decode
-#                and --mem wait tests
+#   build-tsan/  ThreadSanitizer: the threads-executor determinism, JPEG and PNG
+#                strip-decode, --mem wait and whole-on-loader tests
 #   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets (ASan+UBSan, and the
 #                stb one under MemorySanitizer too), replaying their
 #                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
