@@ -247,6 +247,14 @@ static int decode_setup(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *c
 #define GRAY_BATCH_BYTES 24576u
 #define GRAY_BATCH_MAX 64u
 
+/* libjpeg-turbo's SIMD colour conversion writes an output row that starts
+ * on a 16- or 32-byte boundary with non-temporal stores, which bypass the
+ * cache: the gray kernel then read each row of a batch back from memory
+ * (16% of the samples on 320x240 JPEGs, 5% with the rows off the boundary;
+ * BENCHMARKS.md, twelfth session). So the rows of ctx->row are padded to
+ * whole 32 bytes and all start this far past a 32-byte boundary. */
+#define ROW_SKEW 8u
+
 /* Decodes rows after setup: the first `skip` output rows are read and
  * dropped, the next dst->height go to dst (whose width and channels match
  * the output), then decoding stops, through the end of the data when
@@ -256,8 +264,9 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
 {
     uint32_t channels = dst->channels, end = skip + dst->height, batch = 1;
     int cmyk = ctx->cmyk, gray = ctx->gray;
-    size_t width = cinfo->output_width;
+    size_t width = cinfo->output_width, pitch = 0;
     uint8_t *rgb = NULL;   /* gray: the RGB row made gray */
+    uint8_t *rows0 = NULL; /* the first of the batch's rows in ctx->row, pitch bytes apart */
 
     if (gray && !cmyk && width * 3 <= GRAY_BATCH_BYTES / 2) {
         batch = GRAY_BATCH_BYTES / (uint32_t)(width * 3);
@@ -265,10 +274,12 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     }
     if (cmyk || gray || skip) {
         /* CMYK and gray of CMYK need a second row for the RGB. */
-        ctx->row = malloc(width * (cmyk && gray ? 7 : 4) * batch);
+        pitch = (width * (cmyk ? 4 : 3) + 31) & ~(size_t)31;
+        ctx->row = malloc(pitch * batch + (cmyk && gray ? width * 3 : 0) + 31 + ROW_SKEW);
         if (!ctx->row)
             return ip_error_set(err, IP_ENOMEM, "out of memory for a JPEG row");
-        rgb = cmyk ? ctx->row + width * 4 : ctx->row;
+        rows0 = (uint8_t *)(((uintptr_t)ctx->row + 31) & ~(uintptr_t)31) + ROW_SKEW;
+        rgb = cmyk ? rows0 + pitch : rows0;
     }
     if (cinfo->buffered_image)
         jpeg_start_output(cinfo, cinfo->input_scan_number);   /* decode_prog: the one output pass */
@@ -285,9 +296,9 @@ static int decode_rows(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
 
         /* One row, straight into dst when it needs no conversion; or a batch
          * of RGB rows to make gray. */
-        rows[0] = cmyk || gray || !out ? ctx->row : out;
+        rows[0] = cmyk || gray || !out ? rows0 : out;
         for (uint32_t i = 1; i < n; i++)
-            rows[i] = ctx->row + (size_t)i * width * 3;
+            rows[i] = rows0 + (size_t)i * pitch;
         for (uint32_t got = 0; got < n;) {
             JDIMENSION k = jpeg_read_scanlines(cinfo, rows + got, n - got);
 
