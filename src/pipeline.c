@@ -306,11 +306,26 @@ static int use_strips(const struct ip_pipeline *p, const struct ip__item *item, 
     return (total > 0 && total < (uint64_t)p->workers) || bytes > p->cfg.mem / (uint64_t)p->workers;
 }
 
+/* The job that filters rows [y0, y1) of item. */
+static struct ip_job band_job(struct ip__item *item, uint32_t y0, uint32_t y1)
+{
+    struct ip_job job;
+
+    memset(&job, 0, sizeof job);
+    job.kind = IP_JOB_BAND;
+    job.tag = item;
+    job.src = item->src;
+    job.dst = item->dst;
+    job.y0 = y0;
+    job.y1 = y1;
+    job.test_flags = item->test_flags;
+    return job;
+}
+
 /* Cuts item into bands and submits them. Returns 0 or IP_EINTR. */
 static int dispatch(struct ip_pipeline *p, struct ip__item *item, uint64_t total)
 {
     uint32_t h = item->src.height, band = h;
-    struct ip_job job;
 
     if (use_strips(p, item, total)) {
         uint32_t halo = ip_chain_halo(&p->cfg.chain);
@@ -319,15 +334,9 @@ static int dispatch(struct ip_pipeline *p, struct ip__item *item, uint64_t total
         band = want > min ? want : min;
     }
     item->bands_left = (h + band - 1) / band;
-    memset(&job, 0, sizeof job);
-    job.kind = IP_JOB_BAND;
-    job.tag = item;
-    job.src = item->src;
-    job.dst = item->dst;
-    job.test_flags = item->test_flags;
     for (uint32_t y = 0; y < h; y += band) {
-        job.y0 = y;
-        job.y1 = h - y > band ? y + band : h;
+        struct ip_job job = band_job(item, y, h - y > band ? y + band : h);
+
         if (ip__sem_acquire(&p->cpu, NULL) != 0)
             return IP_EINTR;
         atomic_fetch_add(&p->jobs_submitted, 1);
@@ -377,12 +386,7 @@ int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_sc
             ip_error_set(&item->err, IP_EINTR, "interrupted");
             return 1;
         }
-        memset(&job, 0, sizeof job);
-        job.kind = IP_JOB_BAND;
-        job.src = item->src;
-        job.dst = item->dst;
-        job.y1 = item->src.height;
-        job.test_flags = item->test_flags;
+        job = band_job(item, 0, item->src.height);
         if (here)
             ip__job_run(&p->cfg.chain, &job, *scratch);
         else
