@@ -209,11 +209,12 @@ static void send_job(struct worker *w)
         shutdown(w->fd, SHUT_RDWR);
 }
 
-/* w's job is over (w->job says how): to its waiter, or to the done list.
- * Called under ex->lock. */
+/* w's job is over (w->job says how): to its waiter, or to the done list;
+ * w is idle. Called under ex->lock. */
 static void complete(struct ip_exec *ex, struct worker *w, int status)
 {
     w->busy = 0;
+    pthread_cond_broadcast(&ex->idle);
     w->job.status = status;
     if (w->waiter) {
         w->waiter->job = w->job;
@@ -246,7 +247,6 @@ static void handle_death(struct ip_exec *ex, int i)
         w->job.attempts++;
         if (w->job.attempts >= 2) {
             complete(ex, w, IP_EWORKER);
-            pthread_cond_broadcast(&ex->idle);
         } else {
             send_job(w);
         }
@@ -314,7 +314,6 @@ static void *io_main(void *arg)
                 if (r.maxrss_kb > ex->peak_rss_kb)
                     ex->peak_rss_kb = r.maxrss_kb;
                 complete(ex, w, r.status);
-                pthread_cond_broadcast(&ex->idle);
             } else {
                 handle_death(ex, idx[k]);
             }

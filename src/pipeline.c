@@ -377,8 +377,8 @@ int ip__filter_inline(struct ip_pipeline *p, struct ip__item *item, struct ip_sc
     if (!p->cfg.no_filter) {
         int here = p->cfg.exec == IP_EXEC_THREADS;
 
-        if ((!here && !p->ops->run) || p->cfg.exec == IP_EXEC_SERIAL ||
-            use_strips(p, item, p->source->total_hint))
+        /* --serial has no run(): its one filter thread sees every band. */
+        if ((!here && !p->ops->run) || use_strips(p, item, p->source->total_hint))
             return 0;
         if (here && !*scratch && !(*scratch = ip_scratch_new()))
             return 0;
