@@ -149,6 +149,24 @@ def cpu_ticks(pid):
     return int(fields[11]) + int(fields[12])
 
 
+def tree_ticks(pid):
+    """cpu_ticks of a live process plus those of its live children (--procs
+    workers): what wait4 will count for them once they are reaped."""
+    total = cpu_ticks(pid)
+    for task in os.listdir(f"/proc/{pid}/task"):
+        try:
+            with open(f"/proc/{pid}/task/{task}/children") as f:
+                kids = f.read().split()
+        except OSError:
+            continue
+        for kid in kids:
+            try:
+                total += cpu_ticks(int(kid))
+            except OSError:
+                pass   # gone already: its time then counts as after the signal
+    return total
+
+
 def read_chars(pid):
     with open(f"/proc/{pid}/io") as f:
         return int(next(l for l in f if l.startswith("rchar:")).split()[1])
@@ -205,7 +223,8 @@ Image.fromarray(a).save(sys.argv[1], compress_level=1)
                 if start is not None and cpu_ticks(q.pid) - start >= lead * hz:
                     break
                 time.sleep(0.005)
-            at_signal = cpu_ticks(q.pid)
+            # The workers' time so far too: wait4 counts the reaped workers'.
+            at_signal = tree_ticks(q.pid)
         except (OSError, StopIteration):
             sys.exit(f"FAIL: {ex}: the run ended before the {stage} was under way; make the image bigger")
         q.send_signal(signal.SIGINT)
