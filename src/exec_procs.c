@@ -16,11 +16,18 @@
  *   this multithreaded parent: the child only uses recv/send, malloc - which
  *   glibc's fork handlers make safe - and the pure kernels), and its job is
  *   retried once; a second death fails that job alone with IP_EWORKER.
- * - Jobs come in two ways: submit() (the dispatcher's bands; replies go to
- *   the done list for wait()), and run() (a loader's whole image: the
- *   caller sleeps on its own condition variable, which the I/O thread
- *   signals with the reply, a second death, or cancel). Either way the job
- *   takes the first idle worker, under the one lock.
+ * - Jobs come in two ways: submit() (the dispatcher's bands; the I/O thread
+ *   reads the replies and posts them to the done list for wait()), and
+ *   run() (a loader's whole image). A run() caller reads its reply itself:
+ *   it polls its worker's socket and a cancel pipe, so the worker's reply
+ *   wakes it directly, without a hop through the I/O thread; a death it
+ *   sees it handles as the I/O thread would (reap, fork, retry once). Such
+ *   a worker is `direct` and the I/O thread leaves it alone. The I/O thread
+ *   polls idle workers for hang-ups only (events 0), so a direct reply
+ *   never wakes it; submit() pokes it to poll its new job's socket for
+ *   the reply. A run() caller takes the worker of its own index first (a
+ *   loader thread keeps using one worker), else the first idle one; a
+ *   submitted band takes the first idle worker. All under the one lock.
  * - fini() SIGKILLs and reaps every worker: they hold no state worth a
  *   graceful exit, and nothing is left behind (no zombies, no orphans). */
 #include <errno.h>
@@ -34,6 +41,7 @@
 #include <sys/resource.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -44,9 +52,8 @@ struct reply {
     long maxrss_kb;
 };
 
-/* A thread in procs_run, waiting for its job. */
+/* A thread in procs_run, waiting for its job (only that thread touches it). */
 struct waiter {
-    pthread_cond_t cond;
     int done;
     struct ip_job job;     /* the completed job */
 };
@@ -57,6 +64,7 @@ struct worker {
     int busy;              /* a job is outstanding */
     struct ip_job job;     /* the outstanding job (attempts = earlier tries) */
     struct waiter *waiter; /* procs_run's caller, or NULL: the job completes to the done list */
+    int direct;            /* the waiter reads the reply from fd itself; the I/O thread keeps off */
 };
 
 struct ip_exec {
@@ -68,6 +76,7 @@ struct ip_exec {
     pthread_mutex_t lock;
     pthread_cond_t idle;     /* a worker became idle (or cancel) */
     int wake[2];             /* pipe: wakes the I/O thread */
+    int cancel_pipe[2];      /* written once on cancel and never read: direct waiters poll it */
     pthread_t io;
     int io_started;
     int cancelled, stopping;
@@ -195,14 +204,18 @@ static void reap(struct worker *w)
     w->fd = -1;
 }
 
-static void poke(struct ip_exec *ex)
+/* One byte into a non-blocking pipe (full is as good as written). */
+static void signal_pipe(int fd)
 {
     char c = 1;
-    if (write(ex->wake[1], &c, 1) < 0 && errno != EAGAIN)
+    if (write(fd, &c, 1) < 0 && errno != EAGAIN)
         return;
 }
 
-/* Sends w's job; on failure the I/O thread will see the worker's death. */
+static void poke(struct ip_exec *ex) { signal_pipe(ex->wake[1]); }
+
+/* Sends w's job; on failure whoever reads w's replies (the I/O thread, or a
+ * direct waiter) sees the worker's death. */
 static void send_job(struct worker *w)
 {
     if (send(w->fd, &w->job, sizeof w->job, MSG_NOSIGNAL) != (ssize_t)sizeof w->job)
@@ -219,7 +232,6 @@ static void complete(struct ip_exec *ex, struct worker *w, int status)
     if (w->waiter) {
         w->waiter->job = w->job;
         w->waiter->done = 1;
-        pthread_cond_signal(&w->waiter->cond);
         w->waiter = NULL;
     } else {
         ip__donelist_post(&ex->done, &w->job);
@@ -278,10 +290,11 @@ static void *io_main(void *arg)
         pfd[n].events = POLLIN;
         idx[n++] = -1;
         for (int i = 0; i < ex->nworkers; i++) {
-            if (ex->w[i].fd < 0)
+            if (ex->w[i].fd < 0 || ex->w[i].direct)
                 continue;
+            /* Idle: a hang-up (always reported) is all there is to see. */
             pfd[n].fd = ex->w[i].fd;
-            pfd[n].events = POLLIN;
+            pfd[n].events = ex->w[i].busy ? POLLIN : 0;
             idx[n++] = i;
         }
         pthread_mutex_unlock(&ex->lock);
@@ -302,7 +315,7 @@ static void *io_main(void *arg)
                 continue;
             }
             struct worker *w = &ex->w[idx[k]];
-            if (w->fd != pfd[k].fd)
+            if (w->fd != pfd[k].fd || w->direct)
                 continue;
             struct reply r;
             ssize_t got = (pfd[k].revents & POLLIN) ? recv(w->fd, &r, sizeof r, MSG_DONTWAIT) : 0;
@@ -339,6 +352,7 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, st
         snprintf(ex->stall_pidfile, sizeof ex->stall_pidfile, "%s", cfg->stall_pidfile);
     ex->parent = getpid();
     ex->wake[0] = ex->wake[1] = -1;
+    ex->cancel_pipe[0] = ex->cancel_pipe[1] = -1;
     ex->w = calloc((size_t)cfg->workers, sizeof *ex->w);
     if (!ex->w || ip__donelist_init(&ex->done) != 0) {
         free(ex->w);
@@ -350,7 +364,7 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, st
     ex->nworkers = cfg->workers;
     for (int i = 0; i < ex->nworkers; i++)
         ex->w[i].fd = -1;
-    if (pipe2(ex->wake, O_CLOEXEC | O_NONBLOCK) != 0) {
+    if (pipe2(ex->wake, O_CLOEXEC | O_NONBLOCK) != 0 || pipe2(ex->cancel_pipe, O_CLOEXEC | O_NONBLOCK) != 0) {
         procs_fini(ex);
         return ip_error_set(err, IP_EWORKER, "cannot create pipe: %s", strerror(errno));
     }
@@ -371,23 +385,29 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, st
     return 0;
 }
 
-/* Waits for an idle worker and sends it job, for waiter (or NULL). Returns
- * 0, or IP_EINTR once cancelled. Called under ex->lock. */
-static int start_job(struct ip_exec *ex, const struct ip_job *job, struct waiter *waiter)
+static int is_idle(const struct worker *w) { return w->fd >= 0 && !w->busy; }
+
+/* Waits for an idle worker, worker `prefer` first (-1: none), and sends it
+ * job, for waiter (or NULL); a waiter's worker is direct. Returns the
+ * worker's index, or IP_EINTR once cancelled. Called under ex->lock. */
+static int start_job(struct ip_exec *ex, const struct ip_job *job, struct waiter *waiter, int prefer)
 {
     for (;;) {
+        int k = prefer >= 0 && is_idle(&ex->w[prefer]) ? prefer : 0;
+
         if (ex->cancelled)
             return IP_EINTR;
-        for (int k = 0; k < ex->nworkers; k++) {
+        while (k < ex->nworkers && !is_idle(&ex->w[k]))
+            k++;
+        if (k < ex->nworkers) {
             struct worker *w = &ex->w[k];
-            if (w->fd >= 0 && !w->busy) {
-                w->job = *job;
-                w->job.attempts = 0;
-                w->busy = 1;
-                w->waiter = waiter;
-                send_job(w);
-                return 0;
-            }
+            w->job = *job;
+            w->job.attempts = 0;
+            w->busy = 1;
+            w->waiter = waiter;
+            w->direct = waiter != NULL;
+            send_job(w);
+            return k;
         }
         pthread_cond_wait(&ex->idle, &ex->lock);
     }
@@ -400,32 +420,84 @@ static int procs_submit(struct ip_exec *ex, const struct ip_job *job)
     if (job->kind == IP_JOB_END)
         return ip__donelist_post(&ex->done, job);
     pthread_mutex_lock(&ex->lock);
-    rc = start_job(ex, job, NULL);
+    rc = start_job(ex, job, NULL, -1);
     pthread_mutex_unlock(&ex->lock);
-    return rc;
+    if (rc < 0)
+        return rc;
+    poke(ex);   /* the I/O thread polls this worker for its reply from now on */
+    return 0;
+}
+
+/* The worker run() callers prefer: one per calling thread, numbered in the
+ * order threads first call (a loader keeps its worker, whose mappings of
+ * the loader's arena blocks are then already made). */
+static int preferred_worker(struct ip_exec *ex)
+{
+    static atomic_uint next_thread;
+    static _Thread_local unsigned thread_no = 0;
+
+    if (!thread_no)
+        thread_no = atomic_fetch_add(&next_thread, 1) + 1;
+    return (int)((thread_no - 1) % (unsigned)ex->nworkers);
 }
 
 static int procs_run(struct ip_exec *ex, struct ip_job *job)
 {
-    struct waiter wt = {.cond = PTHREAD_COND_INITIALIZER};
-    int rc;
+    struct waiter wt = {0};
+    struct worker *w;
+    int k, fd;
 
     pthread_mutex_lock(&ex->lock);
-    rc = start_job(ex, job, &wt);
-    while (rc == 0 && !wt.done && !ex->cancelled)
-        pthread_cond_wait(&wt.cond, &ex->lock);
-    if (rc == 0 && !wt.done) {
-        /* Cancelled: the job's reply, if any, goes to the (cancelled) done list. */
-        for (int k = 0; k < ex->nworkers; k++)
-            if (ex->w[k].waiter == &wt)
-                ex->w[k].waiter = NULL;
-        rc = IP_EINTR;
+    k = start_job(ex, job, &wt, preferred_worker(ex));
+    if (k < 0) {
+        pthread_mutex_unlock(&ex->lock);
+        return k;
     }
+    w = &ex->w[k];
+    fd = w->fd;
     pthread_mutex_unlock(&ex->lock);
-    pthread_cond_destroy(&wt.cond);
-    if (rc == 0)
-        *job = wt.job;
-    return rc;
+    /* The worker is direct: nobody else reads fd, and only this thread
+     * replaces the worker, under the lock, until it is done. */
+    for (;;) {
+        struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = ex->cancel_pipe[0], .events = POLLIN}};
+        struct reply r;
+        ssize_t got;
+
+        if (poll(pfd, 2, -1) < 0) {
+            if (errno != EINTR)   /* ENOMEM: try again in a moment */
+                nanosleep(&(struct timespec){0, 1000000}, NULL);
+            continue;
+        }
+        pthread_mutex_lock(&ex->lock);
+        if (pfd[1].revents || ex->cancelled) {
+            /* The job's reply, if any, goes to the (cancelled) done list:
+             * the I/O thread takes the worker over. */
+            w->direct = 0;
+            w->waiter = NULL;
+            pthread_mutex_unlock(&ex->lock);
+            poke(ex);
+            return IP_EINTR;
+        }
+        got = pfd[0].revents ? recv(fd, &r, sizeof r, MSG_DONTWAIT) : -1;
+        if (got == (ssize_t)sizeof r) {
+            w->job.busy_ns = r.busy_ns;
+            w->job.attempts++;
+            if (r.maxrss_kb > ex->peak_rss_kb)
+                ex->peak_rss_kb = r.maxrss_kb;
+            w->direct = 0;
+            complete(ex, w, r.status);
+        } else if (got >= 0 || (pfd[0].revents && errno != EAGAIN && errno != EINTR)) {
+            handle_death(ex, k);   /* completes the job, or sends it to a new worker */
+            fd = w->fd;
+            if (wt.done)
+                w->direct = 0;
+        }
+        pthread_mutex_unlock(&ex->lock);
+        if (wt.done)
+            break;
+    }
+    *job = wt.job;
+    return 0;
 }
 
 static int procs_wait(struct ip_exec *ex, struct ip_job *done)
@@ -438,11 +510,9 @@ static void procs_cancel(struct ip_exec *ex)
     pthread_mutex_lock(&ex->lock);
     ex->cancelled = 1;
     pthread_cond_broadcast(&ex->idle);
-    for (int k = 0; k < ex->nworkers; k++)
-        if (ex->w[k].waiter)
-            pthread_cond_signal(&ex->w[k].waiter->cond);
     pthread_mutex_unlock(&ex->lock);
     ip__donelist_cancel(&ex->done);
+    signal_pipe(ex->cancel_pipe[1]);
     poke(ex);
 }
 
@@ -463,6 +533,9 @@ static void procs_fini(struct ip_exec *ex)
         close(ex->wake[0]);
     if (ex->wake[1] >= 0)
         close(ex->wake[1]);
+    for (int k = 0; k < 2; k++)
+        if (ex->cancel_pipe[k] >= 0)
+            close(ex->cancel_pipe[k]);
     ip__donelist_destroy(&ex->done);
     pthread_cond_destroy(&ex->idle);
     pthread_mutex_destroy(&ex->lock);

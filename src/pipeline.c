@@ -15,11 +15,12 @@
  *   (ip__filter_inline, then the writer's ip__writer_finish), skipping the
  *   dispatcher, the completer and the writers. Under --threads the loader
  *   runs the filter itself; under --procs it hands the job to a worker
- *   process and sleeps until the reply (the executor's run()); --no-filter
- *   has nothing to hand. That saves the thread hand-offs (four per image
- *   under --threads, three of five under --procs) and, under --threads,
- *   keeps the pixels in that core's caches (320x240 photos: 11% off the
- *   wall time at -j1, 36% at -j2; BENCHMARKS.md). Bands, --serial (the
+ *   process and sleeps until the worker's reply wakes it (the executor's
+ *   run()); --no-filter has nothing to hand. That saves the thread
+ *   hand-offs (all four per image under --threads; under --procs only the
+ *   two to the worker and back are left) and, under --threads, keeps the
+ *   pixels in that core's caches (320x240 photos: 11% off the wall time at
+ *   -j1, 36% at -j2 under --threads; BENCHMARKS.md). Bands, --serial (the
  *   reference, one band at a time), and fewer --io-threads than -j take the
  *   stages above. The bytes are the same.
  * - Memory: an image occupies an in-flight slot (--queue) from before it is

@@ -3,7 +3,8 @@
 #   build/       release build: every suite except 'slow' (cluster included: needs root)
 #   build-asan/  ASan+UBSan: unit, conformance, cli, pipeline, fault, hostile, batch, bench
 #   build-tsan/  ThreadSanitizer: the threads-executor determinism, JPEG and PNG
-#                strip-decode, --mem wait and whole-on-loader tests
+#                strip-decode, --mem wait and whole-on-loader tests, and the
+#                executors unit test (threads and procs)
 #   build-fuzz/  clang, -Dfuzz=true: the libFuzzer targets (ASan+UBSan, and the
 #                stb one under MemorySanitizer too), replaying their
 #                regressions and seeds, then fuzzing 30 s each (suite 'fuzz')
