@@ -25,14 +25,14 @@
 #   any decoder must decode serially).
 # - batch-jpeg-long: the JPEG batch with twice the copies, at j = 1, 8, 16
 #   (does a longer batch scale further?).
-# - kernel: the JPEG batch run as plain imgpar processes, --threads (each
-#   image kept on its loader thread, and with IMGPAR_INLINE=0 handed on
-#   between stages) and --procs at j = 1 and N, three times each, with each run's getrusage
-#   (user and system seconds, minor faults, voluntary and involuntary
-#   context switches, the workers included): is the time --procs loses on
-#   many cores spent in the kernel (page faults on shared memory), or
-#   waiting? And what does keeping an image on its loader give on many
-#   cores? Not in the default PARTS; about 20 s on 16 cores.
+# - kernel: the JPEG batch run as plain imgpar processes, --threads and
+#   --procs (each image kept on its loader thread, and with IMGPAR_INLINE=0
+#   handed on between stages) at j = 1 and N, three times each, with each
+#   run's getrusage (user and system seconds, minor faults, voluntary and
+#   involuntary context switches, the workers included): is the time
+#   --procs loses on many cores spent in the kernel (page faults on shared
+#   memory), or waiting? And what does keeping an image on its loader give
+#   on many cores? Not in the default PARTS; about 30 s on 16 cores.
 # Every bench run checks that each configuration writes the same bytes as a
 # serial -j1 reference run.
 set -u
@@ -166,11 +166,13 @@ import os, shutil, subprocess, sys, time
 binary, src, out, ncpu = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
 print("%-17s %3s %3s %7s %7s %7s %9s %8s %8s" % ("strategy", "j", "run", "wall s", "user s", "sys s",
                                                   "minflt", "nvcsw", "nivcsw"))
-# threads-handed-on: IMGPAR_INLINE=0, every image handed from the loader to
-# the dispatcher, a filter thread, the completer and a writer (before the
-# twelfth session, the only path); plain threads keeps each on its loader.
-for strategy in ("threads", "threads-handed-on", "procs"):
-    env = dict(os.environ, IMGPAR_INLINE="0" if strategy == "threads-handed-on" else "1")
+# *-handed-on: IMGPAR_INLINE=0, every image handed from the loader to the
+# dispatcher, a filter thread or worker process, the completer and a writer
+# (before the twelfth session, the only path); plain threads keeps each
+# image on its loader, plain procs has the loader's worker filter it and
+# reply to the loader directly (thirteenth session).
+for strategy in ("threads", "threads-handed-on", "procs", "procs-handed-on"):
+    env = dict(os.environ, IMGPAR_INLINE="0" if strategy.endswith("handed-on") else "1")
     for j in sorted({1, ncpu}):
         for run in range(3):
             shutil.rmtree(out, ignore_errors=True)
