@@ -102,9 +102,11 @@ int ip__png_decode_fast(const uint8_t *data, size_t len, uint8_t *writable, cons
                         const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err);
 void ip__png_fast_set_enabled(int enabled);
 /* Counts for tests: strips of a huge PNG inflated at once, strips left to
- * the serial pass, and layouts given up after the team ran (a stream that
- * did not match its ipST chunk, or a bad stream: inflate_strict ran). */
-extern atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
+ * the serial pass, layouts given up after the team ran (a stream that
+ * did not match its ipST chunk, or a bad stream: inflate_strict ran), and
+ * strips unfiltered at once. */
+extern atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined,
+    ip__png_strips_unfiltered;
 /* Bytes of replay records the strip-parallel inflate holds at once before
  * it leaves strips to the serial pass (default 32 MiB; a strip may hold a
  * 16th of it), and the largest strip it takes (default 16 MiB; a larger
@@ -131,6 +133,10 @@ int ip__encode(const struct ip_image *img, enum ip_format fmt, const struct ip_e
  * strips (default 64 MiB; tests lower it through IMGPAR_TEST_PNG_STRIP_MIN). */
 extern size_t ip__png_strip_min;
 #define IP_PNG_STRIP_MIN ip__png_strip_min
+/* Whether the first row of each strip is filtered with Sub (default 1), so
+ * that strips unfilter independently; tests set 0 to write the layout of
+ * earlier versions (Up there). */
+extern int ip__png_strip_first_sub;
 /* Rows per strip and number of strips (0: encoded whole); both depend only on the image. */
 uint32_t ip__png_strip_rows(const struct ip_image *img);
 uint32_t ip__png_strip_count(const struct ip_image *img);

@@ -46,8 +46,10 @@
  * - Huge PNGs that imgpar wrote: given a strip runner (the pipeline's
  *   loader lends its team), the stream is inflated by strips at once, from
  *   the layout in the file's ipST chunk, with the same bytes and checks as
- *   inflate_strict (see inflate_parallel); unfiltering stays on the
- *   calling thread.
+ *   inflate_strict (see inflate_parallel). Their rows are then unfiltered
+ *   by the same strips at once when the first row of every strip is None
+ *   or Sub, as imgpar writes them (unfilter_parallel); else, and for every
+ *   other PNG, unfiltering runs on the calling thread.
  * - Stopping: a runner's stop flag (the pipeline's Ctrl-C) is looked at
  *   before each deflate block of inflate_strict (encoders write blocks of
  *   tens of KiB; a hostile stream of one huge block is inflated to its
@@ -1001,11 +1003,6 @@ struct replay {
     uint16_t distance, length;
 };
 
-static inline int taint_bit(const struct taint *t, size_t i)
-{
-    return (int)(t->bits[i >> 6] >> (i & 63)) & 1;
-}
-
 /* Does a match of length at pos from distance back read a placeholder or
  * a byte before the strip? */
 static inline int taint_hit(const struct taint *t, size_t pos, size_t distance, unsigned length)
@@ -1343,7 +1340,8 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
 
 enum { PS_RUNNING, PS_FAILED, PS_DONE, PS_DEFERRED };
 
-atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined;
+atomic_uint_fast64_t ip__png_strips_parallel, ip__png_strips_deferred, ip__png_parallel_declined,
+    ip__png_strips_unfiltered;
 size_t ip__png_records_max = (size_t)32 << 20;
 size_t ip__png_strip_bytes_max = (size_t)16 << 20;
 
@@ -1860,6 +1858,97 @@ static void unfilter_packed(const struct png_head *h, uint8_t *buf, int sse41)
     }
 }
 
+/* A huge PNG's strips unfiltered at once (unfilter_parallel). */
+struct punfilter {
+    const struct png_head *h;
+    uint8_t *buf;      /* the inflated rows, rowbytes + 1 each, unfiltered to rowbytes each */
+    uint32_t strip_rows;
+    int sse41;
+    uint8_t *heads;    /* strip k >= 1: the first y0 + 1 bytes of its first row, at head_at(k) */
+};
+
+/* Strip k starts at row y0 = k * strip_rows; its saved head is y0 + 1 bytes. */
+static size_t head_at(const struct punfilter *pu, uint32_t k)
+{
+    /* sum over j = 1..k-1 of (j * strip_rows + 1) */
+    return (size_t)k * (k - 1) / 2 * pu->strip_rows + (k - 1);
+}
+
+/* Strip k's rows unfiltered and packed, as unfilter_packed does for the
+ * whole image: row y's rowbytes + 1 input bytes at y * (rowbytes + 1),
+ * its rowbytes output bytes at y * rowbytes. Strips run at once, so for
+ * k >= 1 the first y0 + 1 bytes of the first row's output, which lie over
+ * the end of strip k - 1's input and over this row's filter byte (which
+ * strip k - 1's SIMD loads may read), go to pu->heads and are put in place
+ * when every strip is done. Every other byte a strip writes lies below its
+ * own input and at or above its strip's input start, when rowbytes > y0:
+ * unfilter_parallel checks that. The first row is None or Sub: it needs
+ * no row above. */
+static int unfilter_task(void *ctx, uint32_t k, struct ip_error *err)
+{
+    const struct punfilter *pu = ctx;
+    const struct png_head *h = pu->h;
+    size_t stride = h->rowbytes + 1, rb = h->rowbytes;
+    uint32_t y0 = k * pu->strip_rows, y1 = h->height - y0 > pu->strip_rows ? y0 + pu->strip_rows : h->height;
+    uint8_t *buf = pu->buf, *first = NULL;
+    const uint8_t *prev = NULL;
+    uint32_t y = y0;
+
+    if (k > 0) {
+        const uint8_t *in = buf + (size_t)y0 * stride;
+        if (!(first = malloc(rb)))
+            return ip_error_set(err, IP_ENOMEM, "out of memory for a PNG strip");
+        unfilter_row(in[0], first, in + 1, NULL, rb, h->bpp, pu->sse41, y0 + 1 < h->height);
+        memcpy(pu->heads + head_at(pu, k), first, (size_t)y0 + 1);
+        memcpy(buf + (size_t)y0 * rb + y0 + 1, first + y0 + 1, rb - y0 - 1);
+        prev = first;
+        y++;
+    }
+    for (; y < y1; y++) {
+        const uint8_t *in = buf + (size_t)y * stride;
+        uint8_t *out = buf + (size_t)y * rb;
+
+        unfilter_row(in[0], out, in + 1, prev, rb, h->bpp, pu->sse41, y + 1 < h->height);
+        prev = out;
+    }
+    free(first);
+    return 0;
+}
+
+/* After inflate_parallel: unfilters and packs the rows at buf by the
+ * strips of the ipST layout on runner's threads (see unfilter_task). Only
+ * when the first row of every strip is None or Sub, as imgpar has written
+ * them since its PNG strips could be unfiltered apart
+ * (ip__png_strip_first_sub), and rows are wider in bytes than the last
+ * strip's first row number; else (files with Up, Average or Paeth there,
+ * tall narrow images) it returns 1 and unfilter_packed runs. Returns 0, 1,
+ * or the runner's failure (err set). */
+static int unfilter_parallel(const struct png_head *h, uint8_t *buf, const struct ip__strip_runner *runner,
+                             int sse41, struct ip_error *err)
+{
+    struct punfilter pu = {h, buf, be32(h->layout), sse41, NULL};
+    size_t stride = h->rowbytes + 1;
+    uint32_t n = (h->height + pu.strip_rows - 1) / pu.strip_rows;
+    int rc;
+
+    if ((uint64_t)(n - 1) * pu.strip_rows >= h->rowbytes)
+        return 1;
+    for (uint32_t k = 1; k < n; k++)
+        if (buf[(size_t)k * pu.strip_rows * stride] > 1)
+            return 1;
+    if (!(pu.heads = malloc(head_at(&pu, n))))
+        return 1;
+    rc = runner->run(runner->runner_ctx, n, unfilter_task, &pu, err);
+    if (rc == 0) {
+        for (uint32_t k = 1; k < n; k++)
+            memcpy(buf + (size_t)k * pu.strip_rows * h->rowbytes, pu.heads + head_at(&pu, k),
+                   (size_t)k * pu.strip_rows + 1);
+        atomic_fetch_add(&ip__png_strips_unfiltered, n);
+    }
+    free(pu.heads);
+    return rc;
+}
+
 static int filter_bytes_valid(const struct png_head *h, const uint8_t *rows)
 {
     size_t stride = h->rowbytes + 1;
@@ -1930,7 +2019,7 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
                          const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err,
                          struct scratch *s, int sse41)
 {
-    int rc;
+    int rc, strips;
 
     if (!s->tables && !(s->tables = malloc(sizeof *s->tables)))
         return NOT_HANDLED;
@@ -1941,6 +2030,7 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
         if (rc)
             return rc;
         rc = runner && runner->run && h->layout ? inflate_parallel(h, z, out->pixels, runner, err) : 1;
+        strips = rc == 0;
         if (rc == 1) {
             int zrc = inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables, runner);
             rc = zrc == IP_EINTR ? ip_error_set(err, zrc, "interrupted") : zrc ? NOT_HANDLED : 0;
@@ -1953,7 +2043,13 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
             ip__pixels_free(opts, out);
             return NOT_HANDLED;
         }
-        unfilter_packed(h, out->pixels, sse41);
+        rc = strips ? unfilter_parallel(h, out->pixels, runner, sse41, err) : 1;
+        if (rc < 0) {
+            ip__pixels_free(opts, out);
+            return rc;
+        }
+        if (rc)
+            unfilter_packed(h, out->pixels, sse41);
         return 0;
     }
 

@@ -5,7 +5,11 @@
  * - Rows are filtered with Up (Sub for the first row): on blurred and
  *   photographic images Up compresses as well as libpng's adaptive
  *   heuristic or better (measured: 1.22 MB against 1.50 MB for adaptive on a
- *   6 MP blurred photo) and costs ~0.4 ns/pixel instead of ~5.
+ *   6 MP blurred photo) and costs ~0.4 ns/pixel instead of ~5. In a huge
+ *   image the first row of every strip (below) is Sub too, so that no
+ *   strip's rows depend on the strip above: a decoder can unfilter the
+ *   strips at once (codec_png_fast.c). The strips' rows are a property of
+ *   the image, so this costs no byte-identity across -j.
  * - Ordinary images: the filtered rows are compressed in one call by
  *   libdeflate (about 2x faster than zlib at the same level and size)
  *   straight into the output buffer, then framed there as IDAT chunks of
@@ -99,13 +103,16 @@ static size_t row_bytes(const struct ip_image *img)
     return (size_t)img->width * img->channels;
 }
 
-/* Writes the filtered form of row y (filter byte + data) to dst. */
-static void filter_row(const struct ip_image *img, uint32_t y, uint8_t *dst)
+int ip__png_strip_first_sub = 1;
+
+/* Writes the filtered form of row y (filter byte + data) to dst: Sub when y
+ * is a multiple of sub_every (0: only row 0), else Up. */
+static void filter_row(const struct ip_image *img, uint32_t y, uint32_t sub_every, uint8_t *dst)
 {
     const uint8_t *cur = img->pixels + (size_t)y * img->stride;
     size_t n = row_bytes(img), bpp = img->channels;
 
-    if (y == 0) {
+    if (y == 0 || (sub_every && y % sub_every == 0)) {
         dst[0] = 1; /* Sub */
         memcpy(dst + 1, cur, bpp < n ? bpp : n);
         for (size_t i = bpp; i < n; i++)
@@ -118,13 +125,14 @@ static void filter_row(const struct ip_image *img, uint32_t y, uint8_t *dst)
     }
 }
 
-/* Rows [y0, y1) filtered, one after another from dst. */
-static void filter_rows(const struct ip_image *img, uint32_t y0, uint32_t y1, uint8_t *dst)
+/* Rows [y0, y1) filtered, one after another from dst (sub_every: see filter_row). */
+static void filter_rows(const struct ip_image *img, uint32_t y0, uint32_t y1, uint32_t sub_every,
+                        uint8_t *dst)
 {
     size_t fb = 1 + row_bytes(img);
 
     for (uint32_t y = y0; y < y1; y++)
-        filter_row(img, y, dst + (size_t)(y - y0) * fb);
+        filter_row(img, y, sub_every, dst + (size_t)(y - y0) * fb);
 }
 
 static void put32(uint8_t *p, uint32_t v)
@@ -246,6 +254,7 @@ static int png_strip_encode(const struct ip_image *img, int level, uint32_t k, s
 {
     uint32_t rows = ip__png_strip_rows(img), n = ip__png_strip_count(img);
     uint32_t y0 = k * rows, y1 = y0 + rows > img->height ? img->height : y0 + rows;
+    uint32_t sub_every = ip__png_strip_first_sub ? rows : 0;
     size_t fb = 1 + row_bytes(img), len = (size_t)(y1 - y0) * fb;
     uint32_t chunk_rows = STRIP_CHUNK / fb ? (uint32_t)(STRIP_CHUNK / fb) : 1;
     struct tls *t = tls_get();
@@ -270,7 +279,7 @@ static int png_strip_encode(const struct ip_image *img, int level, uint32_t k, s
     if (back) {
         size_t have = (size_t)back * fb, dict = have < WINDOW ? have : WINDOW;
 
-        filter_rows(img, y0 - back, y0, raw);
+        filter_rows(img, y0 - back, y0, sub_every, raw);
         deflateSetDictionary(&zs, raw + have - dict, (uInt)dict);
     }
     out->len = 0;
@@ -286,7 +295,7 @@ static int png_strip_encode(const struct ip_image *img, int level, uint32_t k, s
         int flush = yn < y1 ? Z_NO_FLUSH : k + 1 == n ? Z_FINISH : Z_SYNC_FLUSH;
         int zr;
 
-        filter_rows(img, y, yn, raw);
+        filter_rows(img, y, yn, sub_every, raw);
         a = (uint32_t)adler32(a, raw, (uInt)have);
         zs.next_in = raw;
         zs.avail_in = (uInt)have;
@@ -377,7 +386,7 @@ static int write_whole(const struct ip_image *img, int level, uint8_t *ws, size_
         return ip_error_set(err, IP_ENOMEM, "out of memory for PNG rows");
     if (!t->comp[level] && !(t->comp[level] = libdeflate_alloc_compressor(level)))
         return ip_error_set(err, IP_ENOMEM, "out of memory for the PNG compressor");
-    filter_rows(img, 0, img->height, raw);
+    filter_rows(img, 0, img->height, 0, raw);
 
     if (put_header(img, out, err))
         return IP_ENOMEM;

@@ -13,8 +13,14 @@
  *   in order on one thread, in reverse order on one thread (every strip
  *   finishes before the one it needs) and on four threads: the pixels must
  *   be libpng's, byte for byte, the counters must show every strip
- *   inflated by the tasks (none left over, no layout given up), and the
- *   runner's used callback (which --stats counts) must be called once.
+ *   inflated by the tasks (none left over, no layout given up) and every
+ *   strip unfiltered by the tasks, and the runner's used callback (which
+ *   --stats counts) must be called once. zlib's inflate of the written
+ *   stream shows Sub as the filter of every strip's first row.
+ * - The same written as earlier versions did (Up at strip starts:
+ *   ip__png_strip_first_sub 0), and a tall narrow image (rows narrower in
+ *   bytes than the last strip's first row number): libpng's pixels, the
+ *   strips inflated by the tasks but unfiltered on one thread.
  * - With the records cap at 0, strips that need records are inflated again
  *   afterwards: same pixels, and the counters show them.
  * - Layouts that lie (an offset one byte off, two offsets swapped, rows
@@ -24,7 +30,8 @@
  * - A stream damaged inside a middle strip (a bit flipped, the CRC made
  *   right): ip__png_decode with the runner gives exactly what ip_decode
  *   gives with the fast path off.
- * - A runner that fails (as a cancelled team does): the decode returns its
+ * - A runner that fails (as a cancelled team does), on its first call
+ *   (the inflate) or its second (the unfilter): the decode returns its
  *   code and holds no pixels. */
 #include <stdatomic.h>
 #include <stdint.h>
@@ -45,8 +52,9 @@ enum order { IN_ORDER, REVERSED, THREADS };
 
 struct runner_ctx {
     enum order order;
-    int fail;                  /* return IP_EINTR without running anything */
+    int fail;                  /* 0, or return IP_EINTR without running anything on call `fail` (1: the first) */
     int used;                  /* times the decoder said it spread the work */
+    int calls;                 /* run calls so far */
 };
 
 static void used(void *runner_ctx)
@@ -58,7 +66,7 @@ static int run(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct 
 {
     struct runner_ctx *rc = runner_ctx;
 
-    if (rc->fail)
+    if (++rc->calls == rc->fail)
         return ip_error_set(err, IP_EINTR, "interrupted");
     switch (rc->order) {
     case IN_ORDER:
@@ -184,20 +192,20 @@ static struct ip_image libpng_decode(const struct ip_buf *png)
 }
 
 struct counts {
-    uint64_t parallel, deferred, declined;
+    uint64_t parallel, deferred, declined, unfiltered;
     int used;                  /* the runner's used calls */
 };
 
 static struct counts counts_now(void)
 {
     return (struct counts){atomic_load(&ip__png_strips_parallel), atomic_load(&ip__png_strips_deferred),
-                           atomic_load(&ip__png_parallel_declined), 0};
+                           atomic_load(&ip__png_parallel_declined), atomic_load(&ip__png_strips_unfiltered), 0};
 }
 
 /* The fast path with a runner; *d gets the counters' changes. */
 static int fast_decode(const struct ip_buf *png, enum order order, struct ip_image *img, struct counts *d)
 {
-    struct runner_ctx ctx = {order, 0, 0};
+    struct runner_ctx ctx = {order, 0, 0, 0};
     struct ip__strip_runner runner = {run, used, &ctx, NULL};
     struct ip_decode_opts opts;
     struct ip_error err;
@@ -211,6 +219,7 @@ static int fast_decode(const struct ip_buf *png, enum order order, struct ip_ima
     d->parallel = after.parallel - before.parallel;
     d->deferred = after.deferred - before.deferred;
     d->declined = after.declined - before.declined;
+    d->unfiltered = after.unfiltered - before.unfiltered;
     d->used = ctx.used;
     return rc;
 }
@@ -225,9 +234,10 @@ static const char *order_name[] = {"in order", "reversed", "4 threads"};
 
 /* Every runner: libpng's pixels, and the counters as wanted: every strip
  * inflated by the tasks or left over, want_deferred of them left over (-1:
- * at least one; -2: any number). */
+ * at least one; -2: any number), want_unfiltered strips unfiltered by the
+ * tasks. */
 static void check_runners(const struct ip_buf *png, const struct ip_image *ref, uint32_t strips,
-                          long want_deferred, int want_declined, const char *what)
+                          long want_deferred, int want_declined, uint32_t want_unfiltered, const char *what)
 {
     for (int o = IN_ORDER; o <= THREADS; o++) {
         struct ip_image img;
@@ -240,6 +250,8 @@ static void check_runners(const struct ip_buf *png, const struct ip_image *ref, 
         CHECK(d.declined == (uint64_t)want_declined, "%s, %s: %llu layouts given up, expected %d", what,
               order_name[o], (unsigned long long)d.declined, want_declined);
         CHECK(d.used == !want_declined, "%s, %s: used called %d times", what, order_name[o], d.used);
+        CHECK(d.unfiltered == want_unfiltered, "%s, %s: %llu strips unfiltered at once, expected %u", what,
+              order_name[o], (unsigned long long)d.unfiltered, want_unfiltered);
         if (!want_declined) {
             CHECK(d.parallel + d.deferred == strips, "%s, %s: %llu + %llu strips, expected %u", what,
                   order_name[o], (unsigned long long)d.parallel, (unsigned long long)d.deferred, strips);
@@ -251,6 +263,33 @@ static void check_runners(const struct ip_buf *png, const struct ip_image *ref, 
         }
         ip_image_free(&img);
     }
+}
+
+/* The filter byte of every strip's first row (k = 1..strips-1) in the
+ * written stream, inflated by zlib: 1 when all are `want`, else 0. */
+static int strip_filters_are(const struct ip_buf *png, const struct ip_image *img, uint32_t rows,
+                             uint32_t strips, int want)
+{
+    size_t fb = (size_t)img->width * img->channels + 1, raw_len = fb * img->height, z_len = 0;
+    uint8_t *z = malloc(png->len), *raw = malloc(raw_len);
+    uLongf got = (uLongf)raw_len;
+    int ok = z && raw;
+
+    for (size_t pos = 8; ok && pos + 12 <= png->len;) {
+        uint32_t n = get32(png->data + pos);
+
+        if (memcmp(png->data + pos + 4, "IDAT", 4) == 0) {
+            memcpy(z + z_len, png->data + pos + 8, n);
+            z_len += n;
+        }
+        pos += 12 + (size_t)n;
+    }
+    ok = ok && uncompress(raw, &got, z, (uLong)z_len) == Z_OK && got == raw_len;
+    for (uint32_t k = 1; ok && k < strips; k++)
+        ok = raw[(size_t)k * rows * fb] == want;
+    free(z);
+    free(raw);
+    return ok;
 }
 
 static void plain_cases(void)
@@ -268,34 +307,59 @@ static void plain_cases(void)
         {640, 480, 4, PATTERN, 400000},
         {999, 333, 1, SMOOTH, 200000},
         {500, 401, 3, NOISE, 400000},
+        {40, 3000, 1, SMOOTH, 40000},     /* rows of 40 bytes: unfiltered on one thread */
     };
 
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
-        struct ip_image src = make_image(cases[i].w, cases[i].h, cases[i].channels, cases[i].content);
-        struct ip_buf png = encode_strips(&src, cases[i].strip_min);
-        struct ip_image ref = libpng_decode(&png);
-        uint32_t layout_len, strips;
-        uint8_t *layout = find_layout(&png, &layout_len);
-        char what[96];
+        for (int first_sub = 1; first_sub >= 0; first_sub--) {
+            struct ip_image src = make_image(cases[i].w, cases[i].h, cases[i].channels, cases[i].content);
+            struct ip_buf png;
+            struct ip_image ref;
+            uint32_t layout_len, strips, rows, unfiltered;
+            uint8_t *layout;
+            char what[112];
 
-        snprintf(what, sizeof what, "%ux%u x%u content %d", cases[i].w, cases[i].h, cases[i].channels,
-                 (int)cases[i].content);
-        CHECK(layout != NULL, "%s: no ipST chunk", what);
-        if (!layout)
-            continue;
-        strips = get32(layout + 4);
-        CHECK(same_pixels(&ref, &src), "%s: libpng does not give the written pixels", what);
-        check_runners(&png, &ref, strips, 0, 0, what);
+            /* first_sub: the default, which must be Sub at strip starts */
+            int saved = ip__png_strip_first_sub;
 
-        /* No room for records: the strips that need them are inflated again
-         * (noise may have no match across a strip start). */
-        ip__png_records_max = 0;
-        check_runners(&png, &ref, strips, cases[i].content == NOISE ? -2 : -1, 0, what);
-        ip__png_records_max = (size_t)32 << 20;
+            if (!first_sub)
+                ip__png_strip_first_sub = 0;
+            png = encode_strips(&src, cases[i].strip_min);
+            ip__png_strip_first_sub = saved;
+            ref = libpng_decode(&png);
+            layout = find_layout(&png, &layout_len);
+            snprintf(what, sizeof what, "%ux%u x%u content %d%s", cases[i].w, cases[i].h, cases[i].channels,
+                     (int)cases[i].content, first_sub ? "" : ", Up at strip starts");
+            CHECK(layout != NULL, "%s: no ipST chunk", what);
+            if (!layout) {
+                ip_image_free(&ref);
+                ip_image_free(&src);
+                ip_buf_free(&png);
+                continue;
+            }
+            rows = get32(layout);
+            strips = get32(layout + 4);
+            CHECK(same_pixels(&ref, &src), "%s: libpng does not give the written pixels", what);
+            CHECK(strip_filters_are(&png, &src, rows, strips, first_sub ? 1 : 2),
+                  "%s: a strip's first row is not filtered with %s", what, first_sub ? "Sub" : "Up");
+            /* Unfiltered by the tasks: Sub at strip starts, and rows wider
+             * in bytes than the last strip's first row number. */
+            unfiltered = first_sub && (uint64_t)(strips - 1) * rows < (uint64_t)cases[i].w * cases[i].channels
+                             ? strips : 0;
+            CHECK(cases[i].w != 40 || unfiltered == 0, "%s: the narrow case would be unfiltered at once", what);
+            CHECK(cases[i].w == 40 || !first_sub || unfiltered == strips, "%s: not a case for the tasks", what);
+            check_runners(&png, &ref, strips, 0, 0, unfiltered, what);
 
-        ip_image_free(&ref);
-        ip_image_free(&src);
-        ip_buf_free(&png);
+            /* No room for records: the strips that need them are inflated
+             * again (noise may have no match across a strip start). */
+            ip__png_records_max = 0;
+            check_runners(&png, &ref, strips, cases[i].content == NOISE ? -2 : -1, 0, unfiltered, what);
+            ip__png_records_max = (size_t)32 << 20;
+
+            ip_image_free(&ref);
+            ip_image_free(&src);
+            ip_buf_free(&png);
+        }
     }
 }
 
@@ -385,7 +449,7 @@ static void damaged_stream(void)
         /* A bit in strip 3's data, in strip 1's, and in the last strip's. */
         uint32_t strip = at == 0 ? 3 : at == 1 ? 1 : get32(layout + 4) - 1;
         size_t off = (size_t)get32(layout + 8 * strip + 4) + 40;
-        struct runner_ctx ctx = {THREADS, 0, 0};
+        struct runner_ctx ctx = {THREADS, 0, 0, 0};
         struct ip__strip_runner runner = {run, used, &ctx, NULL};
         struct ip_decode_opts opts;
         struct ip_image a, b;
@@ -416,24 +480,31 @@ static void damaged_stream(void)
     ip_buf_free(&png);
 }
 
-/* A runner that fails: its code, no pixels. */
+/* A runner that fails, on its first call (the inflate) or its second (the
+ * unfilter): its code, no pixels. */
 static void failing_runner(void)
 {
     struct ip_image src = make_image(300, 200, 3, SMOOTH);
     struct ip_buf png = encode_strips(&src, 100000);
-    struct runner_ctx ctx = {IN_ORDER, 1, 0};
-    struct ip__strip_runner runner = {run, used, &ctx, NULL};
-    struct ip_decode_opts opts;
-    struct ip_image img;
-    struct ip_error err;
-    int rc;
 
-    ip_decode_opts_default(&opts);
-    memset(&img, 0, sizeof img);
-    ip_error_clear(&err);
-    rc = ip__png_decode_fast(png.data, png.len, NULL, &opts, &runner, &img, &err);
-    CHECK(rc == IP_EINTR && err.code == IP_EINTR, "failing runner: rc %d, code %d", rc, err.code);
-    CHECK(img.pixels == NULL && ctx.used == 0, "failing runner: pixels kept, or used called");
+    for (int call = 1; call <= 2; call++) {
+        struct runner_ctx ctx = {IN_ORDER, call, 0, 0};
+        struct ip__strip_runner runner = {run, used, &ctx, NULL};
+        struct ip_decode_opts opts;
+        struct ip_image img;
+        struct ip_error err;
+        int rc;
+
+        ip_decode_opts_default(&opts);
+        memset(&img, 0, sizeof img);
+        ip_error_clear(&err);
+        rc = ip__png_decode_fast(png.data, png.len, NULL, &opts, &runner, &img, &err);
+        CHECK(rc == IP_EINTR && err.code == IP_EINTR, "runner failing on call %d: rc %d, code %d", call, rc,
+              err.code);
+        CHECK(img.pixels == NULL && ctx.calls == call, "runner failing on call %d: pixels kept, or %d calls",
+              call, ctx.calls);
+        CHECK(ctx.used == call - 1, "runner failing on call %d: used called %d times", call, ctx.used);
+    }
     ip_image_free(&src);
     ip_buf_free(&png);
 }
