@@ -21,10 +21,9 @@
  *   run() (a loader's whole image). A run() caller reads its reply itself:
  *   it polls its worker's socket and a cancel pipe, so the worker's reply
  *   wakes it directly, without a hop through the I/O thread; a death it
- *   sees it handles as the I/O thread would (reap, fork, retry once). Such
- *   a worker is `direct` and the I/O thread leaves it alone. The I/O thread
- *   polls idle workers for hang-ups only (events 0), so a direct reply
- *   never wakes it; submit() pokes it to poll its new job's socket for
+ *   sees it handles as the I/O thread would (reap, fork, retry once). The
+ *   I/O thread leaves a worker with a waiter alone, and polls idle workers
+ *   for hang-ups only (events 0), so such a reply never wakes it; submit() pokes it to poll its new job's socket for
  *   the reply. A run() caller takes the worker of its own index first (a
  *   loader thread keeps using one worker), else the first idle one; a
  *   submitted band takes the first idle worker. All under the one lock.
@@ -63,8 +62,8 @@ struct worker {
     int fd;                /* parent's end of the socketpair */
     int busy;              /* a job is outstanding */
     struct ip_job job;     /* the outstanding job (attempts = earlier tries) */
-    struct waiter *waiter; /* procs_run's caller, or NULL: the job completes to the done list */
-    int direct;            /* the waiter reads the reply from fd itself; the I/O thread keeps off */
+    struct waiter *waiter; /* procs_run's caller, who reads the reply from fd itself (the I/O
+                            * thread keeps off), or NULL: the job completes to the done list */
 };
 
 struct ip_exec {
@@ -76,7 +75,7 @@ struct ip_exec {
     pthread_mutex_t lock;
     pthread_cond_t idle;     /* a worker became idle (or cancel) */
     int wake[2];             /* pipe: wakes the I/O thread */
-    int cancel_pipe[2];      /* written once on cancel and never read: direct waiters poll it */
+    int cancel_pipe[2];      /* written once on cancel and never read: run() callers poll it */
     pthread_t io;
     int io_started;
     int cancelled, stopping;
@@ -214,8 +213,8 @@ static void signal_pipe(int fd)
 
 static void poke(struct ip_exec *ex) { signal_pipe(ex->wake[1]); }
 
-/* Sends w's job; on failure whoever reads w's replies (the I/O thread, or a
- * direct waiter) sees the worker's death. */
+/* Sends w's job; on failure whoever reads w's replies (the I/O thread, or
+ * its waiter) sees the worker's death. */
 static void send_job(struct worker *w)
 {
     if (send(w->fd, &w->job, sizeof w->job, MSG_NOSIGNAL) != (ssize_t)sizeof w->job)
@@ -236,6 +235,16 @@ static void complete(struct ip_exec *ex, struct worker *w, int status)
     } else {
         ip__donelist_post(&ex->done, &w->job);
     }
+}
+
+/* w's reply r arrived: its job is over. Called under ex->lock. */
+static void take_reply(struct ip_exec *ex, struct worker *w, const struct reply *r)
+{
+    w->job.busy_ns = r->busy_ns;
+    w->job.attempts++;
+    if (r->maxrss_kb > ex->peak_rss_kb)
+        ex->peak_rss_kb = r->maxrss_kb;
+    complete(ex, w, r->status);
 }
 
 /* The worker at index i died or broke its protocol: reap, replace, retry. */
@@ -290,7 +299,7 @@ static void *io_main(void *arg)
         pfd[n].events = POLLIN;
         idx[n++] = -1;
         for (int i = 0; i < ex->nworkers; i++) {
-            if (ex->w[i].fd < 0 || ex->w[i].direct)
+            if (ex->w[i].fd < 0 || ex->w[i].waiter)
                 continue;
             /* Idle: a hang-up (always reported) is all there is to see. */
             pfd[n].fd = ex->w[i].fd;
@@ -315,18 +324,14 @@ static void *io_main(void *arg)
                 continue;
             }
             struct worker *w = &ex->w[idx[k]];
-            if (w->fd != pfd[k].fd || w->direct)
+            if (w->fd != pfd[k].fd || w->waiter)
                 continue;
             struct reply r;
             ssize_t got = (pfd[k].revents & POLLIN) ? recv(w->fd, &r, sizeof r, MSG_DONTWAIT) : 0;
             if (got < 0 && (errno == EAGAIN || errno == EINTR))
                 continue;
             if (got == (ssize_t)sizeof r && w->busy) {
-                w->job.busy_ns = r.busy_ns;
-                w->job.attempts++;
-                if (r.maxrss_kb > ex->peak_rss_kb)
-                    ex->peak_rss_kb = r.maxrss_kb;
-                complete(ex, w, r.status);
+                take_reply(ex, w, &r);
             } else {
                 handle_death(ex, idx[k]);
             }
@@ -388,7 +393,7 @@ static int procs_init(struct ip_exec **out, const struct ip_exec_config *cfg, st
 static int is_idle(const struct worker *w) { return w->fd >= 0 && !w->busy; }
 
 /* Waits for an idle worker, worker `prefer` first (-1: none), and sends it
- * job, for waiter (or NULL); a waiter's worker is direct. Returns the
+ * job, for waiter (or NULL). Returns the
  * worker's index, or IP_EINTR once cancelled. Called under ex->lock. */
 static int start_job(struct ip_exec *ex, const struct ip_job *job, struct waiter *waiter, int prefer)
 {
@@ -405,7 +410,6 @@ static int start_job(struct ip_exec *ex, const struct ip_job *job, struct waiter
             w->job.attempts = 0;
             w->busy = 1;
             w->waiter = waiter;
-            w->direct = waiter != NULL;
             send_job(w);
             return k;
         }
@@ -456,7 +460,7 @@ static int procs_run(struct ip_exec *ex, struct ip_job *job)
     w = &ex->w[k];
     fd = w->fd;
     pthread_mutex_unlock(&ex->lock);
-    /* The worker is direct: nobody else reads fd, and only this thread
+    /* The worker has a waiter: nobody else reads fd, and only this thread
      * replaces the worker, under the lock, until it is done. */
     for (;;) {
         struct pollfd pfd[2] = {{.fd = fd, .events = POLLIN}, {.fd = ex->cancel_pipe[0], .events = POLLIN}};
@@ -472,7 +476,6 @@ static int procs_run(struct ip_exec *ex, struct ip_job *job)
         if (pfd[1].revents || ex->cancelled) {
             /* The job's reply, if any, goes to the (cancelled) done list:
              * the I/O thread takes the worker over. */
-            w->direct = 0;
             w->waiter = NULL;
             pthread_mutex_unlock(&ex->lock);
             poke(ex);
@@ -480,17 +483,10 @@ static int procs_run(struct ip_exec *ex, struct ip_job *job)
         }
         got = pfd[0].revents ? recv(fd, &r, sizeof r, MSG_DONTWAIT) : -1;
         if (got == (ssize_t)sizeof r) {
-            w->job.busy_ns = r.busy_ns;
-            w->job.attempts++;
-            if (r.maxrss_kb > ex->peak_rss_kb)
-                ex->peak_rss_kb = r.maxrss_kb;
-            w->direct = 0;
-            complete(ex, w, r.status);
+            take_reply(ex, w, &r);
         } else if (got >= 0 || (pfd[0].revents && errno != EAGAIN && errno != EINTR)) {
             handle_death(ex, k);   /* completes the job, or sends it to a new worker */
             fd = w->fd;
-            if (wt.done)
-                w->direct = 0;
         }
         pthread_mutex_unlock(&ex->lock);
         if (wt.done)
