@@ -10,8 +10,11 @@
 #                batch-jpeg-long, kernel (default: batch-jpeg,huge,batch-png; they
 #                run in that order; huge-jpeg is the restart-marker JPEG alone)
 # Environment: JOBS (default 1-N, N the online CPUs), JOBS_PNG (for the PNG
-# batch; default JOBS), JOBS_HUGE (default 1,2,4,8,16), SVG (empty: no charts), PY (a python3 with numpy and Pillow), HUGE (side of the huge
-# image, default 20000), COPIES (copies of the photo set, default 5).
+# batch; default JOBS), JOBS_HUGE (default 1,2,4,8,16), JOBS_HUGE_PNG (the
+# huge PNG's; default 1,4,16), REPEAT and WARMUP (timed and warm-up runs of
+# each batch configuration; default 2 and 1), SVG (empty: no charts), PY (a
+# python3 with numpy and Pillow), HUGE (side of the huge image, default
+# 20000), COPIES (copies of the photo set, default 5).
 #
 # Inputs, made here in $TMPDIR (removed at the end):
 # - batch-jpeg: the corpus's 13 photographs (not the three Elephants
@@ -48,6 +51,8 @@ JOBS=${JOBS:-1-$NCPU}
 SVG=${SVG-1}   # empty: no SVG charts
 HUGE=${HUGE:-20000}
 COPIES=${COPIES:-5}
+REPEAT=${REPEAT:-2}
+WARMUP=${WARMUP:-1}
 W=$(mktemp -d "${TMPDIR:-/tmp}/imgpar-scaling.XXXXXX")
 trap 'rm -rf "$W"' EXIT
 mkdir -p "$OUTD"
@@ -77,7 +82,7 @@ echo "photos: $(ls "$W/photos" | wc -l) distinct, $(ls "$W/jpeg" | wc -l) in the
 
 if has batch-jpeg; then
     stamp "batch-jpeg"
-    "$BIN" bench --jobs "$JOBS" --strategies threads,procs --split image --repeat 2 --warmup 1 \
+    "$BIN" bench --jobs "$JOBS" --strategies threads,procs --split image --repeat "$REPEAT" --warmup "$WARMUP" \
         --no-progress --json "$OUTD/batch-jpeg.json" ${SVG:+--svg "$OUTD/batch-jpeg.svg"} "$W/jpeg"
     echo "exit $?"
 fi
@@ -131,7 +136,7 @@ if has huge; then
     echo "exit $?"
     stamp "huge-png"
     # shellcheck disable=SC2086
-    "$BIN" bench $LIM --jobs 1,4,16 --strategies threads --split strips --repeat 1 --warmup 0 \
+    "$BIN" bench $LIM --jobs "${JOBS_HUGE_PNG:-1,4,16}" --strategies threads --split strips --repeat 1 --warmup 0 \
         --no-progress --json "$OUTD/huge-png.json" "$W/huge-png"
     echo "exit $?"
 fi
@@ -143,7 +148,7 @@ if has batch-png; then
     done
     du -sh "$W/png"
     stamp "batch-png"
-    "$BIN" bench --jobs "${JOBS_PNG:-$JOBS}" --strategies threads,procs --split image --repeat 2 --warmup 1 \
+    "$BIN" bench --jobs "${JOBS_PNG:-$JOBS}" --strategies threads,procs --split image --repeat "$REPEAT" --warmup "$WARMUP" \
         --no-progress --json "$OUTD/batch-png.json" ${SVG:+--svg "$OUTD/batch-png.svg"} "$W/png"
     echo "exit $?"
 fi

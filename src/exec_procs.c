@@ -523,6 +523,11 @@ static void procs_fini(struct ip_exec *ex)
         poke(ex);
         pthread_join(ex->io, NULL);
     }
+    /* Every worker is killed before any is waited for: they exit (and
+     * unmap what they touched of the arena) at once, on their own cores. */
+    for (int i = 0; i < ex->nworkers; i++)
+        if (ex->w[i].pid > 0)
+            kill(ex->w[i].pid, SIGKILL);
     for (int i = 0; i < ex->nworkers; i++)
         reap(&ex->w[i]);
     if (ex->wake[0] >= 0)
