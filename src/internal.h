@@ -84,6 +84,12 @@ void ip__arena_free(struct ip__arena *a, void *ptr);
  * and the memory is fallocated again before a block there is next handed
  * out (a full /dev/shm is then an error, not a SIGBUS). */
 void ip__arena_release(struct ip__arena *a, void *ptr, size_t len);
+/* No more images will start (the input is exhausted): a shared arena gives
+ * the pages of its free blocks back now, and those of every block freed
+ * from now on as it is freed, so that little is left to tear down at the
+ * end. Blocks handed out later still work (fallocated again). Idempotent;
+ * nothing for a private arena. */
+void ip__arena_drain(struct ip__arena *a);
 void ip__arena_cancel(struct ip__arena *a);
 
 #endif

@@ -397,6 +397,8 @@ void *ip__loader_main(void *arg)
         }
         ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
     }
+    /* The input is exhausted (or the run cancelled): no image starts any more. */
+    ip__arena_drain(p->arena);
     ip_buf_free(&buf);
     ip_buf_free(&enc);
     ip_scratch_free(scratch);

@@ -11,10 +11,13 @@ bench does after it SIGKILLs a configuration child (the shim holds the name
 open long enough to kill the child inside that window).
 
 A full /dev/shm (the shim makes fallocate fail past a limit) shrinks the
-arena to what it already holds there: images wait for room in it and the
-batch completes; only images that can never fit fail, one line each, exit
-1, no crash. The arena fallocates only memory it never used before, so a
-run whose images reuse one block calls fallocate once.
+arena to below the block that could not be allocated: images wait for room
+in it and the batch completes; only images that can never fit fail, one
+line each, exit 1, no crash. The arena fallocates only pages it never
+allocated before, so a run whose images reuse one block calls fallocate
+once. Once the input is exhausted, the arena punches out the pages of its
+free blocks, and of each block freed after that (draining): every page
+fallocated is punched out again by the end of the run.
 
 usage: test_shm.py IMGPAR SAMPLES CONFORMANCE SHIM
 """
@@ -191,6 +194,9 @@ def check_shm_full(env):
 
     events, out_dirs = [], []
 
+    def pages(evs, kind):
+        return {p for ev in evs if ev[0] == kind for p in range(int(ev[1]) // 4096, (int(ev[1]) + int(ev[2])) // 4096)}
+
     def go(limit, *opts, strip_min=None):
         e = shim_env(log, IMGPAR_SHIM_FALLOCATE_LIMIT=str(limit))
         if strip_min:
@@ -203,11 +209,13 @@ def check_shm_full(env):
         calls = [ev[1:] for ev in events if ev[0] == "fallocate"]
         return r, sorted(os.listdir(out)), calls
 
-    # One image in flight: every image reuses the first block, fallocated once.
+    # One image in flight: every image reuses the first block, fallocated
+    # once, and punched out once the input is exhausted.
     r, outs, calls = go(block, "-j", "1", "--queue", "1")
     expect(r, 0)
     check(outs == names, "outputs %s" % outs)
-    check(calls == [["0", str(block)]], "fallocate calls %s, wanted one of [0, %d)" % (calls, block))
+    check(events == [["fallocate", "0", str(block)], ["punch", "0", str(block)]],
+          "calls %s, wanted one fallocate of [0, %d), then its punch" % (events, block))
     # No room for even one image: each file fails with one line, nothing crashes.
     r, outs, calls = go(block - 4096, "-j", "1", "--queue", "1")
     expect(r, 1)
@@ -225,13 +233,18 @@ def check_shm_full(env):
     ok_calls = [c for c in calls if int(c[0]) + int(c[1]) <= 2 * block]
     check(len(ok_calls) >= 1 and len(calls) > len(ok_calls),
           "fallocate calls %s: expected growth up to two blocks and a refused third" % calls)
-    print("  /dev/shm full: one fallocate for six reused blocks; ENOSPC per file when nothing fits; "
-          "with room for two, %d fallocate calls and all six written" % len(calls))
+    ok_pages = pages([["fallocate"] + c for c in ok_calls], "fallocate")
+    check(ok_pages <= pages(events, "punch"), "pages fallocated %s, not all punched by the end: %s"
+          % (len(ok_pages), events))
+    print("  /dev/shm full: one fallocate for six reused blocks, punched at the end; ENOSPC per file when "
+          "nothing fits; with room for two, %d fallocate calls, all six written, all pages punched" % len(calls))
     # Images counted as huge (the strip threshold lowered under their
     # 720,000 bytes of RGB): once an image is filtered, its dead RGB is
     # punched out of the object before the output is encoded, and the block
     # is fallocated again before the next image uses it, so that a full
-    # /dev/shm stays an error and never a SIGBUS. Same outputs as before.
+    # /dev/shm stays an error and never a SIGBUS; after the last image,
+    # the rest of the block (the gray output's pages) is punched out too.
+    # Same outputs as before.
     # (the lowered threshold also strip-encodes the outputs: other bytes, same pixels)
     def pixels(d):
         return {n: np.asarray(Image.open(os.path.join(d, n))).tobytes() for n in sorted(os.listdir(d))}
@@ -242,12 +255,13 @@ def check_shm_full(env):
     check(pixels(out_dirs[-1]) == ref, "output pixels differ when the dead pixels are given back")
     dead = 600 * 400 * 3 // 4096 * 4096
     kinds = [ev[0] for ev in events]
-    check(kinds == ["fallocate", "punch"] * len(names), "fallocate and punch calls: %s" % events)
-    check(all(ev[1:] == ["0", str(dead)] for ev in events if ev[0] == "punch") and
-          calls == [["0", str(block)]] * len(names),
-          "each image's dead RGB [0, %d) punched and its block [0, %d) fallocated again: %s"
-          % (dead, block, events))
-    print("  huge images: the dead RGB of each of the six punched out, and the block fallocated again")
+    check(kinds == ["fallocate", "punch"] * len(names) + ["punch"], "fallocate and punch calls: %s" % events)
+    check(all(ev[1:] == ["0", str(dead)] for ev in events[:-1] if ev[0] == "punch") and
+          calls == [["0", str(block)]] + [["0", str(dead)]] * (len(names) - 1) and
+          events[-1] == ["punch", str(dead), str(block - dead)],
+          "each image's dead RGB [0, %d) punched and fallocated again, the block [0, %d) fallocated once, "
+          "the rest punched at the end: %s" % (dead, block, events))
+    print("  huge images: the dead RGB of each of the six punched out and fallocated again; the rest at the end")
 
 
 if __name__ == "__main__":
