@@ -15,8 +15,11 @@ import tempfile
 
 
 def digest_dir(d):
+    """SHA-256 of each file in d (sub-directories skipped), by name."""
     out = {}
     for name in sorted(os.listdir(d)):
+        if os.path.isdir(os.path.join(d, name)):
+            continue
         with open(os.path.join(d, name), "rb") as f:
             out[name] = hashlib.sha256(f.read()).hexdigest()
     return out

@@ -16,13 +16,15 @@ Usage: whole_on_loader.py IMGPAR SAMPLES_DIR GEN_SCRIPT [--threads-only]
   only its own file: one error line naming it, exit code 1, the other
   outputs complete and equal to the reference's, no temporary left.
 """
-import hashlib
 import os
 import re
 import shutil
 import subprocess
 import sys
 import tempfile
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from determinism import digest_dir  # noqa: E402
 
 LINE = re.compile(r"from decode to output file on one thread, no hand-offs: (\d+) images?$", re.M)
 failures = []
@@ -31,16 +33,6 @@ failures = []
 def check(ok, msg):
     if not ok:
         failures.append(msg)
-
-
-def digests(d):
-    out = {}
-    for name in sorted(os.listdir(d)):
-        if os.path.isdir(os.path.join(d, name)):
-            continue
-        with open(os.path.join(d, name), "rb") as f:
-            out[name] = hashlib.sha256(f.read()).hexdigest()
-    return out
 
 
 def run(imgpar, args, inputs, outdir, env_extra=None, want_rc=0):
@@ -52,7 +44,7 @@ def run(imgpar, args, inputs, outdir, env_extra=None, want_rc=0):
     if p.returncode != want_rc:
         sys.exit(f"FAIL: imgpar {' '.join(args)} exited {p.returncode}, expected {want_rc}: {p.stderr}")
     m = LINE.search(p.stderr)
-    return (int(m.group(1)) if m else 0), digests(outdir), p.stderr
+    return (int(m.group(1)) if m else 0), digest_dir(outdir), p.stderr
 
 
 def main():

@@ -1,0 +1,24 @@
+#!/bin/bash
+# Device driver, second run (session 14): A/B of the procs levers, then the curves.
+# Run from the repository root with .dev/ (git-ignored) holding: imgpar (a release
+# build of this tree), imgpar-old/imgpar-kill (builds of the compared commits), lib/
+# (libpng16, libdeflate, libz, libjpeg from this Debian 12 machine) and jpeg/ (the 13
+# photographs of bench/corpus/jpeg, not the Elephants), as carried to the device.
+set -u
+D=$PWD/.dev
+O=${OUT:?}
+N=${N:-$(nproc)}
+export LD_LIBRARY_PATH=$D/lib SVG= PY=${PY:-python3}
+chmod +x "$D/imgpar" "$D/imgpar-old" bench/scaling16.sh bench/results/session14/ab.py
+{ date -u; nproc; cat /proc/loadavg; grep /dev/shm /proc/mounts; "$D/imgpar" --version; } > "$O/machine.txt" 2>&1
+P=/tmp/ab-photos; rm -rf $P; mkdir -p $P
+for k in 1 2 3 4 5; do for f in "$D"/jpeg/*.jpg; do cp "$f" "$P/$k-$(basename "$f")"; done; done
+AB=bench/results/session14/ab.py
+V=("threads-old=$D/imgpar-old --threads" "threads-new=$D/imgpar --threads" "procs-old=$D/imgpar-old --procs" "procs-new=$D/imgpar --procs" "procs-new-fallocate=env IMGPAR_ARENA_POPULATE=0 $D/imgpar --procs")
+{ echo "== $(date -u +%T) A/B j=$N"; "$PY" $AB 12 "$N" $P "${V[@]}"
+  echo "== $(date -u +%T) A/B j=8"; "$PY" $AB 6 "8" $P "${V[@]}"
+  echo "== $(date -u +%T) A/B j=1"; "$PY" $AB 3 "1" $P "${V[@]}"; echo "== $(date -u +%T) A/B done"; } > "$O/ab.txt" 2>&1
+JOBS=${JOBS:-1,2,4,8,12,14,$N} bench/scaling16.sh "$D/imgpar" "$D/jpeg" "$O" batch-jpeg
+JOBS_HUGE=${JOBS_HUGE:-1,2,4,8,$N} bench/scaling16.sh "$D/imgpar" "$D/jpeg" "$O" huge-jpeg
+JOBS_PNG=1,$N REPEAT=1 WARMUP=0 bench/scaling16.sh "$D/imgpar" "$D/jpeg" "$O" batch-png
+echo "driver done $(date -u +%T)" | tee -a "$O/log.txt"
