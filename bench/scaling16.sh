@@ -28,9 +28,10 @@
 #   any decoder must decode serially).
 # - batch-jpeg-long: the JPEG batch with twice the copies, at j = 1, 8, 16
 #   (does a longer batch scale further?).
-# - kernel: the JPEG batch run as plain imgpar processes, --threads and
-#   --procs (each image kept on its loader thread, and with IMGPAR_INLINE=0
-#   handed on between stages) at j = 1 and N, three times each, with each
+# - kernel: the JPEG batch run as plain imgpar processes by bench/ab.py
+#   (the variants alternating), --threads and --procs (each image kept on
+#   its loader thread, and with IMGPAR_INLINE=0 handed on between stages)
+#   at j = 1 and N, three times each, with each
 #   run's getrusage (user and system seconds, minor faults, voluntary and
 #   involuntary context switches, the workers included): is the time
 #   --procs loses on many cores spent in the kernel (page faults on shared
@@ -166,32 +167,16 @@ fi
 
 if has kernel; then
     stamp "kernel: getrusage of whole runs, batch-jpeg"
-    "${PY:-python3}" - "$BIN" "$W/jpeg" "$W/kernel-out" "$NCPU" <<'EOF' || echo "kernel part failed"
-import os, shutil, subprocess, sys, time
-binary, src, out, ncpu = sys.argv[1], sys.argv[2], sys.argv[3], int(sys.argv[4])
-print("%-17s %3s %3s %7s %7s %7s %9s %8s %8s" % ("strategy", "j", "run", "wall s", "user s", "sys s",
-                                                  "minflt", "nvcsw", "nivcsw"))
-# *-handed-on: IMGPAR_INLINE=0, every image handed from the loader to the
-# dispatcher, a filter thread or worker process, the completer and a writer
-# (before the twelfth session, the only path); plain threads keeps each
-# image on its loader, plain procs has the loader's worker filter it and
-# reply to the loader directly (thirteenth session).
-for strategy in ("threads", "threads-handed-on", "procs", "procs-handed-on"):
-    env = dict(os.environ, IMGPAR_INLINE="0" if strategy.endswith("handed-on") else "1")
-    for j in sorted({1, ncpu}):
-        for run in range(3):
-            shutil.rmtree(out, ignore_errors=True)
-            t0 = time.monotonic()
-            pid = subprocess.Popen([binary, "-q", "--" + strategy.split("-")[0], "-j", str(j), src, out],
-                                   env=env).pid
-            _, status, ru = os.wait4(pid, 0)
-            wall = time.monotonic() - t0
-            rc = os.waitstatus_to_exitcode(status)
-            print("%-17s %3d %3d %7.3f %7.3f %7.3f %9d %8d %8d%s" % (
-                strategy, j, run, wall, ru.ru_utime, ru.ru_stime, ru.ru_minflt, ru.ru_nvcsw, ru.ru_nivcsw,
-                "" if rc == 0 else "  exit %d" % rc))
-shutil.rmtree(out, ignore_errors=True)
-EOF
+    # *-handed-on: IMGPAR_INLINE=0, every image handed from the loader to the
+    # dispatcher, a filter thread or worker process, the completer and a writer
+    # (before the twelfth session, the only path); plain threads keeps each
+    # image on its loader, plain procs has the loader's worker filter it and
+    # reply to the loader directly (thirteenth session).
+    Q=$(printf %q "$BIN")
+    "${PY:-python3}" "$(dirname "$0")/ab.py" 3 "$(printf '%s\n' 1 "$NCPU" | sort -un | tr '\n' ' ')" "$W/jpeg" \
+        "threads=env IMGPAR_INLINE=1 $Q --threads" "threads-handed-on=env IMGPAR_INLINE=0 $Q --threads" \
+        "procs=env IMGPAR_INLINE=1 $Q --procs" "procs-handed-on=env IMGPAR_INLINE=0 $Q --procs" ||
+        echo "kernel part failed"
 fi
 
 stamp "done"

@@ -1820,42 +1820,34 @@ static void unfilter_row(unsigned type, uint8_t *dst, const uint8_t *src, const 
     }
 }
 
-/* Unfilters every row of the inflated data into dst rows of dst_stride
- * bytes (dst == rows + 1 with dst_stride == rowbytes + 1: in place);
- * sse41: the SSE4.1 Paeth may be used. */
-static void unfilter_rows(const struct png_head *h, const uint8_t *rows, uint8_t *dst,
-                          size_t dst_stride, int sse41)
+/* Unfilters rows [y0, y1) of the inflated data (rowbytes + 1 each, filter
+ * byte first) into dst rows of dst_stride bytes; prev is the unfiltered row
+ * above y0 (NULL: none). end_readable: bytes past the last row's input may
+ * be read (scratch with padding), which lets the last row take the SIMD
+ * loads too. sse41: the SSE4.1 Paeth may be used. dst == rows + 1 with
+ * dst_stride == rowbytes + 1 unfilters in place; dst == rows with
+ * dst_stride == rowbytes packs the rows in place, row y moving y + 1 bytes
+ * down: every byte is read before a write reaches it, and row y - 1, the
+ * previous row, is final before row y starts. */
+static void unfilter_span(const struct png_head *h, const uint8_t *rows, uint8_t *dst, size_t dst_stride,
+                          uint32_t y0, uint32_t y1, const uint8_t *prev, int end_readable, int sse41)
 {
     size_t in_stride = h->rowbytes + 1;
-    uint8_t *prev = NULL;
-    uint32_t y;
 
-    for (y = 0; y < h->height; y++) {
+    for (uint32_t y = y0; y < y1; y++) {
         const uint8_t *in = rows + (size_t)y * in_stride;
         uint8_t *out = dst + (size_t)y * dst_stride;
 
-        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41, 1);
+        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41, end_readable || y + 1 < h->height);
         prev = out;
     }
 }
 
-/* Unfilters the inflated rows at buf (rowbytes + 1 each, filter byte
- * first; nothing readable after them) into rows of rowbytes at buf. Row y
- * moves y + 1 bytes down: every byte is read before a write reaches it,
- * and row y - 1, the previous row, is final before row y starts. */
+/* Unfilters the inflated rows at buf (nothing readable after them) into
+ * rows of rowbytes at buf. */
 static void unfilter_packed(const struct png_head *h, uint8_t *buf, int sse41)
 {
-    size_t in_stride = h->rowbytes + 1;
-    uint8_t *prev = NULL;
-    uint32_t y;
-
-    for (y = 0; y < h->height; y++) {
-        const uint8_t *in = buf + (size_t)y * in_stride;
-        uint8_t *out = buf + (size_t)y * h->rowbytes;
-
-        unfilter_row(in[0], out, in + 1, prev, h->rowbytes, h->bpp, sse41, y + 1 < h->height);
-        prev = out;
-    }
+    unfilter_span(h, buf, buf, h->rowbytes, 0, h->height, NULL, 0, sse41);
 }
 
 /* A huge PNG's strips unfiltered at once (unfilter_parallel). */
@@ -1890,27 +1882,19 @@ static int unfilter_task(void *ctx, uint32_t k, struct ip_error *err)
     const struct png_head *h = pu->h;
     size_t stride = h->rowbytes + 1, rb = h->rowbytes;
     uint32_t y0 = k * pu->strip_rows, y1 = h->height - y0 > pu->strip_rows ? y0 + pu->strip_rows : h->height;
-    uint8_t *buf = pu->buf, *first = NULL;
-    const uint8_t *prev = NULL;
-    uint32_t y = y0;
+    uint8_t *buf = pu->buf, *first;
+    const uint8_t *in = buf + (size_t)y0 * stride;
 
-    if (k > 0) {
-        const uint8_t *in = buf + (size_t)y0 * stride;
-        if (!(first = malloc(rb)))
-            return ip_error_set(err, IP_ENOMEM, "out of memory for a PNG strip");
-        unfilter_row(in[0], first, in + 1, NULL, rb, h->bpp, pu->sse41, y0 + 1 < h->height);
-        memcpy(pu->heads + head_at(pu, k), first, (size_t)y0 + 1);
-        memcpy(buf + (size_t)y0 * rb + y0 + 1, first + y0 + 1, rb - y0 - 1);
-        prev = first;
-        y++;
+    if (k == 0) {
+        unfilter_span(h, buf, buf, rb, y0, y1, NULL, 0, pu->sse41);
+        return 0;
     }
-    for (; y < y1; y++) {
-        const uint8_t *in = buf + (size_t)y * stride;
-        uint8_t *out = buf + (size_t)y * rb;
-
-        unfilter_row(in[0], out, in + 1, prev, rb, h->bpp, pu->sse41, y + 1 < h->height);
-        prev = out;
-    }
+    if (!(first = malloc(rb)))
+        return ip_error_set(err, IP_ENOMEM, "out of memory for a PNG strip");
+    unfilter_row(in[0], first, in + 1, NULL, rb, h->bpp, pu->sse41, y0 + 1 < h->height);
+    memcpy(pu->heads + head_at(pu, k), first, (size_t)y0 + 1);
+    memcpy(buf + (size_t)y0 * rb + y0 + 1, first + y0 + 1, rb - y0 - 1);
+    unfilter_span(h, buf, buf, rb, y0 + 1, y1, first, 0, pu->sse41);
     free(first);
     return 0;
 }
@@ -2062,8 +2046,8 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
     if (rc || !filter_bytes_valid(h, s->rows))
         return NOT_HANDLED;
 
+    unfilter_span(h, s->rows, s->rows + 1, h->rowbytes + 1, 0, h->height, NULL, 1, sse41);
     if (h->color_type == 3) {
-        unfilter_rows(h, s->rows, s->rows + 1, h->rowbytes + 1, sse41);
         if (max_index(h, s->rows) >= h->num_palette)
             return NOT_HANDLED;   /* libpng: "Read palette index exceeding num_palette" */
         rc = ip__pixels_alloc(opts, out, h->width, h->height, h->out_channels, err);
@@ -2071,7 +2055,6 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
             return rc;
         expand_palette(h, s->rows, out);
     } else {   /* 16 bits: parse_chunks declines every other depth */
-        unfilter_rows(h, s->rows, s->rows + 1, h->rowbytes + 1, sse41);
         rc = ip__pixels_alloc(opts, out, h->width, h->height, h->out_channels, err);
         if (rc)
             return rc;

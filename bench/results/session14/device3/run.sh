@@ -9,11 +9,11 @@ D=$PWD/.dev
 O=${OUT:?}
 N=${N:-$(nproc)}
 export LD_LIBRARY_PATH=$D/lib SVG= PY=${PY:-python3}
-chmod +x "$D"/imgpar* bench/scaling16.sh bench/results/session14/ab.py
+chmod +x "$D"/imgpar* bench/scaling16.sh bench/ab.py
 { date -u; nproc; cat /proc/loadavg; "$D/imgpar" --version; md5sum "$D"/imgpar*; } > "$O/machine.txt" 2>&1
 P=/tmp/ab-photos; rm -rf $P; mkdir -p $P
 for k in 1 2 3 4 5; do for f in "$D"/jpeg/*.jpg; do cp "$f" "$P/$k-$(basename "$f")"; done; done
-AB=bench/results/session14/ab.py
+AB=bench/ab.py
 V=("threads-old=$D/imgpar-old --threads" "threads-new=$D/imgpar --threads" "procs-old=$D/imgpar-old --procs" "procs-kill=$D/imgpar-kill --procs" "procs-new=$D/imgpar --procs")
 { echo "== $(date -u +%T) A/B j=$N"; "$PY" $AB 14 "$N" $P "${V[@]}"
   echo "== $(date -u +%T) A/B j=8"; "$PY" $AB 6 "8" $P "${V[@]}"; echo "== $(date -u +%T) A/B done"; } > "$O/ab.txt" 2>&1
