@@ -90,6 +90,9 @@ void ip__arena_release(struct ip__arena *a, void *ptr, size_t len);
  * end. Blocks handed out later still work (fallocated again). Idempotent;
  * nothing for a private arena. */
 void ip__arena_drain(struct ip__arena *a);
+/* Memory an arena keeps beyond its peak use before free blocks give their
+ * pages back (8 MiB; a variable so that tests can lower it). */
+extern size_t ip__arena_trim_slack;
 void ip__arena_cancel(struct ip__arena *a);
 
 #endif

@@ -32,7 +32,12 @@
  * Blocks are carved first-fit from an address-ordered list and coalesced on
  * free; callers that find the arena full may wait for a free (that wait is
  * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
- * fresh memory costs ~0.3 ns/byte. The writer gives back the dead part of
+ * fresh memory costs ~0.3 ns/byte. But free blocks keep their pages, and
+ * images of mixed sizes leave holes the next image does not fit, taken
+ * above them in fresh memory: so the arena counts the pages it holds (the
+ * bitmap above, for private arenas too: set when a block is taken), and
+ * once they pass its peak use by 8 MiB the free blocks give theirs back
+ * (trim). The writer gives back the dead part of
  * a huge image's block (its decoded pixels, once filtered) with
  * ip__arena_release: madvise(MADV_DONTNEED) in a private arena, a punched
  * hole in a shared one, whose pages are then marked not allocated, so
@@ -70,7 +75,9 @@ struct ip__arena {
     int cancelled;
     size_t used, peak;      /* bytes allocated now, and at most so far */
     size_t limit;           /* blocks end at or before it: size, until /dev/shm ran out */
-    _Atomic uint64_t *backed;       /* shared: bit p set when page p is allocated in /dev/shm */
+    _Atomic uint64_t *backed;       /* bit p set when page p may hold memory: allocated in /dev/shm
+                                       (shared), or taken since last given back (private) */
+    atomic_size_t resident;         /* pages whose bit is set */
     atomic_int draining;            /* shared: no more images start; freed blocks are punched */
 };
 
@@ -211,13 +218,11 @@ int ip__arena_create(struct ip__arena **out, size_t bytes, int shared, struct ip
     }
     a->blocks->len = bytes;
     a->limit = bytes;
-    if (shared) {
-        a->backed = calloc((bytes / BLOCK_ALIGN + 63) / 64, sizeof *a->backed);
-        if (!a->backed) {
-            free(a->blocks);
-            rc = ip_error_set(err, IP_ENOMEM, "out of memory");
-            goto fail_map;
-        }
+    a->backed = calloc((bytes / BLOCK_ALIGN + 63) / 64, sizeof *a->backed);
+    if (!a->backed) {
+        free(a->blocks);
+        rc = ip_error_set(err, IP_ENOMEM, "out of memory");
+        goto fail_map;
     }
     pthread_mutex_init(&a->lock, NULL);
     pthread_cond_init(&a->freed, NULL);
@@ -312,11 +317,6 @@ static void release(struct ip__arena *a, struct block *b, int counted)
     }
 }
 
-static int page_backed(const struct ip__arena *a, size_t page)
-{
-    return (int)((atomic_load_explicit(&a->backed[page / 64], memory_order_relaxed) >> (page % 64)) & 1);
-}
-
 /* Sets (or clears) the bits of pages [from, to). */
 static void mark_backed(struct ip__arena *a, size_t from, size_t to, int set)
 {
@@ -324,25 +324,36 @@ static void mark_backed(struct ip__arena *a, size_t from, size_t to, int set)
         size_t w = from / 64, n = 64 - from % 64 < to - from ? 64 - from % 64 : to - from;
         uint64_t mask = (n == 64 ? ~0ull : ((1ull << n) - 1)) << (from % 64);
         if (set)
-            atomic_fetch_or(&a->backed[w], mask);
+            atomic_fetch_add(&a->resident, (size_t)__builtin_popcountll(~atomic_fetch_or(&a->backed[w], mask) & mask));
         else
-            atomic_fetch_and(&a->backed[w], ~mask);
+            atomic_fetch_sub(&a->resident, (size_t)__builtin_popcountll(atomic_fetch_and(&a->backed[w], ~mask) & mask));
         from += n;
     }
+}
+
+/* The first page in [from, end) whose bit equals `backed`, or end: a
+ * word (64 pages) at a time. */
+static size_t find_page(const struct ip__arena *a, size_t from, size_t end, int backed)
+{
+    while (from < end) {
+        uint64_t w = atomic_load_explicit(&a->backed[from / 64], memory_order_relaxed);
+
+        w = (backed ? w : ~w) >> (from % 64);
+        if (w) {
+            from += (size_t)__builtin_ctzll(w);
+            return from < end ? from : end;
+        }
+        from = (from / 64 + 1) * 64;
+    }
+    return end;
 }
 
 /* Finds the first run of pages in [*page, end) whose bits equal `backed`:
  * its start goes to *page (end when there is none), its end is returned. */
 static size_t next_run(const struct ip__arena *a, size_t *page, size_t end, int backed)
 {
-    size_t p = *page, run;
-
-    while (p < end && page_backed(a, p) != backed)
-        p++;
-    for (run = p; run < end && page_backed(a, run) == backed; run++)
-        ;
-    *page = p;
-    return run;
+    *page = find_page(a, *page, end, backed);
+    return find_page(a, *page, end, !backed);
 }
 
 /* Whether any page of the block [off, off + len) has its bit equal to `backed`. */
@@ -399,6 +410,73 @@ static void unback_block(struct ip__arena *a, size_t off, size_t len)
     }
 }
 
+/* Gives back the memory of the block [off, off + len), which the caller
+ * owns: punched out of a shared arena, MADV_DONTNEED in a private one
+ * (which then reads as zeros); its pages are marked empty. */
+static void give_back_block(struct ip__arena *a, size_t off, size_t len)
+{
+    size_t page = off / BLOCK_ALIGN, end = (off + len) / BLOCK_ALIGN, run;
+
+    if (a->fd >= 0) {
+        unback_block(a, off, len);
+        return;
+    }
+    for (run = next_run(a, &page, end, 1); page < end; run = next_run(a, &page, end, 1)) {
+        if (madvise(a->base + page * BLOCK_ALIGN, (run - page) * BLOCK_ALIGN, MADV_DONTNEED) == 0)
+            mark_backed(a, page, run, 0);
+        page = run;
+    }
+}
+
+/* Gives back the memory of the free block b, reserved meanwhile (used,
+ * not counted) while the lock is dropped. Returns 0, or -1 when some of
+ * its pages still hold memory (the kernel refused, or the block was taken
+ * again after it). Called and returns with the lock held. */
+static int give_back_free(struct ip__arena *a, struct block *b)
+{
+    size_t off = b->off, len = b->len;
+
+    b->used = 1;
+    pthread_mutex_unlock(&a->lock);
+    give_back_block(a, off, len);
+    pthread_mutex_lock(&a->lock);
+    release(a, b, 0);
+    pthread_cond_broadcast(&a->freed);
+    return block_has(a, off, len, 1) ? -1 : 0;
+}
+
+/* Holes smaller than this are not given back. */
+#define TRIM_MIN ((size_t)1 << 20)
+
+size_t ip__arena_trim_slack = (size_t)8 << 20;
+
+/* Keeps the memory the arena holds (pages taken, or allocated in
+ * /dev/shm, and not given back) within ip__arena_trim_slack of its peak use: the
+ * free blocks that hold memory give it back, in address order, until the
+ * excess is gone. Photos of mixed sizes leave holes that the next image
+ * does not fit; kept, the holes added up to 17 to 36 MiB beyond the
+ * pixels in flight at -j16 on the PNG batch. The pages of a hole are
+ * fresh again when a block there is next taken (about 0.3 ns a byte).
+ * Called and returns with the lock held; each hole is reserved while its
+ * pages go back, as in ip__arena_drain. */
+static void trim(struct ip__arena *a)
+{
+    for (;;) {
+        size_t held = atomic_load(&a->resident) * BLOCK_ALIGN;
+        struct block *b;
+
+        if (held <= a->peak + ip__arena_trim_slack)
+            return;
+        for (b = a->blocks; b; b = b->next)
+            if (!b->used && b->len >= TRIM_MIN && block_has(a, b->off, b->len, 1))
+                break;
+        if (!b)
+            return;
+        if (give_back_free(a, b) != 0)
+            return;
+    }
+}
+
 int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
                     struct ip_error *err)
 {
@@ -452,9 +530,12 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
             t0 = ip__now_ns();
         pthread_cond_wait(&a->freed, &a->lock);
     }
+    if (a->fd < 0)
+        mark_backed(a, b->off / BLOCK_ALIGN, (b->off + b->len) / BLOCK_ALIGN, 1);
     a->used += b->len;
     if (a->used > a->peak)
         a->peak = a->used;
+    trim(a);
     pthread_mutex_unlock(&a->lock);
     if (t0 && wait_ns)
         *wait_ns += ip__now_ns() - t0;
@@ -496,24 +577,14 @@ void ip__arena_drain(struct ip__arena *a)
     pthread_mutex_lock(&a->lock);
     for (;;) {
         struct block *b;
-        size_t off, len;
 
         for (b = a->blocks; b; b = b->next)
             if (!b->used && block_has(a, b->off, b->len, 1))
                 break;
         if (!b)
             break;
-        /* Reserved (used, not counted) while its pages are punched out. */
-        b->used = 1;
-        off = b->off;
-        len = b->len;
-        pthread_mutex_unlock(&a->lock);
-        unback_block(a, off, len);
-        pthread_mutex_lock(&a->lock);
-        release(a, b, 0);
-        pthread_cond_broadcast(&a->freed);
-        if (block_has(a, off, len, 1))
-            break;   /* the punch failed (or the block was taken again): leave the rest to the end */
+        if (give_back_free(a, b) != 0)
+            break;   /* leave the rest to the end */
     }
     pthread_mutex_unlock(&a->lock);
 }
@@ -526,7 +597,9 @@ void ip__arena_release(struct ip__arena *a, void *ptr, size_t len)
     if (to <= from)
         return;
     if (a->fd < 0) {
-        madvise((void *)from, to - from, MADV_DONTNEED);
+        if (madvise((void *)from, to - from, MADV_DONTNEED) == 0)
+            mark_backed(a, (size_t)(from - (uintptr_t)a->base) / BLOCK_ALIGN,
+                        (size_t)(to - (uintptr_t)a->base) / BLOCK_ALIGN, 0);
         return;
     }
     /* Shared: a hole punched in the object frees the pages in every
