@@ -24,6 +24,7 @@
 #include <fcntl.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -330,6 +331,31 @@ int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_er
     memcpy(buf->data + buf->len, bytes, n);
     buf->len += n;
     return 0;
+}
+
+uint8_t *ip__pages_give_back(uint8_t *p, size_t len)
+{
+    static size_t page;
+    uintptr_t lo, hi;
+
+    if (!page) {
+        long n = sysconf(_SC_PAGESIZE);
+        page = n > 0 && (n & (n - 1)) == 0 ? (size_t)n : 4096;
+    }
+    lo = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
+    hi = ((uintptr_t)p + len) & ~(uintptr_t)(page - 1);
+    if (hi <= lo)
+        return p;
+    if (madvise((void *)lo, hi - lo, MADV_DONTNEED) != 0)
+        return NULL;
+    return p + (hi - (uintptr_t)p);
+}
+
+void ip__buf_give_back(struct ip_buf *buf)
+{
+    buf->len = 0;
+    if (buf->data && buf->cap >= IP__GIVE_BACK_MIN)
+        (void)ip__pages_give_back(buf->data, buf->cap);
 }
 
 void ip_buf_free(struct ip_buf *buf)

@@ -38,6 +38,19 @@ int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_er
 /* Makes room for at least `extra` more bytes after buf->len. */
 int ip__buf_reserve(struct ip_buf *buf, size_t extra, struct ip_error *err);
 
+/* Gives the whole pages inside [p, p + len) back to the kernel
+ * (MADV_DONTNEED), keeping the memory allocated: for private anonymous
+ * memory (malloc's), which then reads as zeros and is faulted in again
+ * when touched. Returns the end of the last page given back (p when there
+ * is none), or NULL when the kernel refused. */
+uint8_t *ip__pages_give_back(uint8_t *p, size_t len);
+
+/* Empties buf (len 0) and gives back the pages of its capacity when that
+ * is at least IP__GIVE_BACK_MIN: a buffer kept for the next image then
+ * holds no memory meanwhile. */
+#define IP__GIVE_BACK_MIN ((size_t)256 << 10)
+void ip__buf_give_back(struct ip_buf *buf);
+
 /* The on/off switch of a fast decoding path (codec_png_fast.c,
  * codec_jpeg_prog.c): its mode starts at 1, or at 0 when the environment
  * variable env is "0" (read at first use); tests change it with
@@ -63,14 +76,23 @@ int ip__file_read(const char *path, uint64_t max_size, const atomic_int *stop, s
  * decode (the pipeline's Ctrl-C): a whole decode on one thread looks at it
  * between deflate blocks (PNG fast path), every 16 rows (libpng) or at
  * every libjpeg progress call (a row, or an iMCU row of a scan), and
- * returns IP_EINTR with nothing allocated once it is nonzero. */
+ * returns IP_EINTR with nothing allocated once it is nonzero. give_back
+ * (with ip__decode_owned only): the decoder may give the pages of the
+ * caller's buffer that it has read back to the kernel (PNG fast path; the
+ * buffer must be private anonymous memory, as malloc's is); a decode that
+ * then cannot finish returns IP__EREREAD, and the caller decodes the file
+ * again from a fresh buffer without give_back. */
 typedef int (*ip__strip_fn)(void *ctx, uint32_t k, struct ip_error *err);
 struct ip__strip_runner {
     int (*run)(void *runner_ctx, uint32_t n, ip__strip_fn fn, void *ctx, struct ip_error *err);
     void (*used)(void *runner_ctx);
     void *runner_ctx;
     const atomic_int *stop;
+    int give_back;
 };
+/* Not a public code: the input buffer was given back in part (give_back)
+ * and the file must be read again (no message is set). */
+#define IP__EREREAD (-100)
 /* Whether the runner's caller asked the decode to stop. */
 static inline int ip__runner_stopped(const struct ip__strip_runner *runner)
 {

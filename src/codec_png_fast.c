@@ -60,7 +60,8 @@
  *   instead.
  * - Memory: 8-bit direct colour needs nothing image-sized besides the
  *   output (and the IDAT data gathered when it spans chunks and the buffer
- *   is not writable); palette and 16-bit images hold the whole inflated
+ *   is not writable); the pipeline's loader may let the decoder give the
+ *   file's pages back as it reads them (give_back, below); palette and 16-bit images hold the whole inflated
  *   image besides the output. When that extra memory would be needed for
  *   an image whose inflated data exceeds ip__png_fast_max (256 MiB), libpng
  *   decodes it (one row at a time); so does a header whose IDAT data is
@@ -76,7 +77,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-
 #include <libdeflate.h>
 #include <zlib.h>
 
@@ -1267,6 +1267,43 @@ static int block_next(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
     return 0;
 }
 
+/* ---- giving the file's pages back ----
+ *
+ * The pipeline's loader holds each file whole while it decodes it, and the
+ * inflate is most of a PNG's decode: 16 loaders inflating 4 MB photos hold
+ * 60 MB that the memory bound (decoded pixels + 64 MiB) leaves to its
+ * slack. When the runner allows it (give_back: the loader's own buffer)
+ * and the stream lies in the caller's writable buffer, inflate_strict
+ * gives the whole pages it has read back to the kernel, at block
+ * boundaries once GIVE_BACK_STEP more are behind it (MADV_DONTNEED: a
+ * private anonymous page then reads as zeros), so a loader holds the part
+ * of the file it has yet to read. Pages are given back only well behind
+ * the bit reader (stored blocks read their bytes from the buffer). The
+ * file can then no longer go to libpng: a decode that cannot finish on
+ * the fast path after giving pages back returns IP__EREREAD, and the
+ * caller reads the file again and decodes it without giving back (so
+ * libpng decides, as before). */
+#define GIVE_BACK_STEP ((size_t)1 << 20)
+
+struct give_back {
+    uint8_t *next;             /* the first byte not yet given back (NULL: off) */
+    uint8_t *end;              /* the end of the caller's buffer */
+    int given;                 /* some pages were given back */
+};
+
+/* Gives back the whole pages from gb->next up to upto, once there are at
+ * least GIVE_BACK_STEP bytes of them. */
+static void give_back_upto(struct give_back *gb, const uint8_t *upto)
+{
+    uint8_t *done;
+
+    if (upto > gb->end || upto < gb->next || (size_t)(upto - gb->next) < GIVE_BACK_STEP)
+        return;
+    done = ip__pages_give_back(gb->next, (size_t)(upto - gb->next));
+    gb->given |= done != gb->next;
+    gb->next = done;   /* NULL (refused): no more */
+}
+
 /* Inflates the zlib stream z[0..zlen) into out[0..expect) with zlib's (and
  * libpng's) acceptance rules: header, block types, stored lengths, code
  * construction, symbol validity, distances within the output so far, an
@@ -1274,9 +1311,11 @@ static int block_next(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
  * Adler-32. Returns 0, or -1 for anything zlib would reject (and, to be
  * safe, for the window-size case of zrun_start). z must have STREAM_PAD
  * readable bytes after zlen; dyn holds the tables of dynamic blocks.
- * IP_EINTR when runner's stop flag is seen (looked at before each block). */
+ * IP_EINTR when runner's stop flag is seen (looked at before each block).
+ * gb (or NULL): pages of z's buffer to give back as they are read. */
 static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t expect,
-                          struct block_tables *dyn, const struct ip__strip_runner *runner)
+                          struct block_tables *dyn, const struct ip__strip_runner *runner,
+                          struct give_back *gb)
 {
     struct zrun r;
 
@@ -1287,6 +1326,9 @@ static int inflate_strict(const uint8_t *z, size_t zlen, uint8_t *out, size_t ex
             return IP_EINTR;
         if (block_next(&r, out, expect, NULL))
             return -1;
+        /* The bit reader holds up to 8 bytes below r.p; 64 more for margin. */
+        if (gb && gb->next && (size_t)(r.p - z) > 8 + 64)
+            give_back_upto(gb, r.p - 8 - 64);
     } while (!r.final);
     if (r.pos != expect || (zrun_bits(&r) + 7) / 8 != zlen - 4)
         return -1;
@@ -1998,10 +2040,10 @@ static void scale_16(const struct png_head *h, const uint8_t *rows, struct ip_im
 /* ---- entry point ---- */
 
 /* Inflates the stream z and makes the image: 0, NOT_HANDLED, or a
- * negative code from ip__pixels_alloc. */
+ * negative code from ip__pixels_alloc. gb: as for inflate_strict. */
 static int decode_stream(const struct png_head *h, const uint8_t *z, const struct ip_decode_opts *opts,
                          const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err,
-                         struct scratch *s, int sse41)
+                         struct scratch *s, int sse41, struct give_back *gb)
 {
     int rc, strips;
 
@@ -2016,7 +2058,7 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
         rc = runner && runner->run && h->layout ? inflate_parallel(h, z, out->pixels, runner, err) : 1;
         strips = rc == 0;
         if (rc == 1) {
-            int zrc = inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables, runner);
+            int zrc = inflate_strict(z, h->idat_len, out->pixels, h->filtered_size, s->tables, runner, gb);
             rc = zrc == IP_EINTR ? ip_error_set(err, zrc, "interrupted") : zrc ? NOT_HANDLED : 0;
         }
         if (rc < 0) {   /* the runner's failure, or stopped */
@@ -2040,7 +2082,7 @@ static int decode_stream(const struct png_head *h, const uint8_t *z, const struc
     if (scratch_reserve(&s->rows, &s->rows_cap, h->filtered_size + ROWS_PAD))
         return NOT_HANDLED;
     memset(s->rows + h->filtered_size, 0, ROWS_PAD);
-    rc = inflate_strict(z, h->idat_len, s->rows, h->filtered_size, s->tables, runner);
+    rc = inflate_strict(z, h->idat_len, s->rows, h->filtered_size, s->tables, runner, gb);
     if (rc == IP_EINTR)
         return ip_error_set(err, rc, "interrupted");
     if (rc || !filter_bytes_valid(h, s->rows))
@@ -2068,6 +2110,7 @@ static int decode(const uint8_t *data, size_t len, uint8_t *writable, const stru
                   struct scratch *s, int sse41)
 {
     struct png_head h;
+    struct give_back gb;
     uint8_t *gaps = NULL;
     size_t ignored;
     int rc, direct, compact;
@@ -2089,22 +2132,30 @@ static int decode(const uint8_t *data, size_t len, uint8_t *writable, const stru
     compact = writable && h.idat_chunks > 1 && h.idat_chunks - 1 <= h.idat_len / 64 + 1024;
     if (h.filtered_size > ip__png_fast_max && (!direct || (h.idat_chunks > 1 && !compact)))
         return NOT_HANDLED;
+    /* Pages are given back only from the caller's buffer (not gathered scratch). */
+    gb.next = writable && runner && runner->give_back && (h.idat_chunks == 1 || compact) ? writable : NULL;
+    gb.end = gb.next ? writable + len : NULL;
+    gb.given = 0;
 
-    if (h.idat_chunks == 1)   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
-        return decode_stream(&h, data + h.first_idat + 8, opts, runner, out, err, s, sse41);
+    if (h.idat_chunks == 1) {   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
+        rc = decode_stream(&h, data + h.first_idat + 8, opts, runner, out, err, s, sse41, &gb);
+        return rc == NOT_HANDLED && gb.given ? IP__EREREAD : rc;
+    }
     if (!compact) {
         if (scratch_reserve(&s->idat, &s->idat_cap, h.idat_len + STREAM_PAD))
             return NOT_HANDLED;
         gather_idat(data, &h, s->idat);
         memset(s->idat + h.idat_len, 0, STREAM_PAD);
-        return decode_stream(&h, s->idat, opts, runner, out, err, s, sse41);
+        return decode_stream(&h, s->idat, opts, runner, out, err, s, sse41, NULL);
     }
     gaps = malloc(12 * (size_t)(h.idat_chunks - 1));
     if (!gaps)
         return NOT_HANDLED;
     compact_idat(writable, &h, gaps);
-    rc = decode_stream(&h, writable + h.first_idat + 8, opts, runner, out, err, s, sse41);
-    if (rc)   /* libpng reads the file next, or the caller may report it */
+    rc = decode_stream(&h, writable + h.first_idat + 8, opts, runner, out, err, s, sse41, &gb);
+    if (rc == NOT_HANDLED && gb.given)
+        rc = IP__EREREAD;   /* the file is gone: the caller reads it again */
+    else if (rc && !gb.given)   /* libpng reads the file next, or the caller may report it */
         restore_idat(writable, &h, gaps);
     free(gaps);
     return rc;

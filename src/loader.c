@@ -20,6 +20,10 @@
  * JPEG without restart markers, or progressive) would spend about a fifth
  * of its decode in the kernel, clearing the fresh pages it writes: a
  * prefault helper (below) does that on an idle core, ahead of the decoder.
+ * When the loaders together could hold much input at once (IP__HELD_MAX),
+ * a PNG's decode is let give the file's pages back as it inflates them
+ * (codec_png_fast.c); if it then fails, the file is read again and decoded
+ * without that, so the error is the usual one.
  * Every whole decode is also lent the pipeline's cancel flag, so Ctrl-C
  * stops a huge image's single-threaded decode in milliseconds (the
  * decoders look at it between deflate blocks, rows, or libjpeg steps);
@@ -303,7 +307,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     struct alloc_ctx ac = {.p = p, .item = item};
     struct ip_allocator alloc = {arena_alloc_cb, arena_free_cb, &ac};
     /* A team only at -j > 1; Ctrl-C stops a whole decode whatever -j. */
-    struct ip__strip_runner runner = {p->cfg.jobs > 1 ? run_strips : NULL, strips_used, &ac, &p->cancelled};
+    struct ip__strip_runner runner = {p->cfg.jobs > 1 ? run_strips : NULL, strips_used, &ac, &p->cancelled, 0};
     enum ip_format fmt = IP_FORMAT_UNKNOWN;
     uint64_t t0;
     int rc;
@@ -315,6 +319,7 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     if (rc)
         return rc;
     item->bytes_in = buf->len;
+    runner.give_back = (size_t)p->cfg.io_threads * buf->len > IP__HELD_MAX;
 
     if (ip__sem_acquire(&p->cpu, NULL) != 0)
         return ip_error_set(&item->err, IP_EINTR, "interrupted");
@@ -341,6 +346,15 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
         ac.prefault = 1;
         rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
         prefault_stop(&ac.pf, item);
+        if (rc == IP__EREREAD) {   /* a PNG that the fast path gave up on after giving pages back */
+            runner.give_back = 0;
+            ip_error_clear(&item->err);
+            ip_buf_free(buf);
+            rc = ip__file_read(item->in_path, opts.limits.max_file_size, &p->cancelled, buf, &item->err);
+            if (rc == 0)
+                rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
+            prefault_stop(&ac.pf, item);
+        }
         if (rc == 0 && ac.strips_used)
             atomic_fetch_add(&p->strip_decodes, 1);
     }

@@ -181,7 +181,7 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
     uint8_t *ws = !p->cfg.no_filter && item->block ? item->block : NULL;
     size_t ws_len = ws && img->pixels > ws ? (size_t)(img->pixels - ws) : 0;
     struct encode_ctx ectx = {p, item};
-    struct ip__strip_runner runner = {run_strips, NULL, &ectx, NULL};
+    struct ip__strip_runner runner = {run_strips, NULL, &ectx, NULL, 0};
     enum ip_format fmt = output_format(item);
     uint64_t t0;
     int rc;
@@ -213,6 +213,10 @@ static int write_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf
     ip__stage_add(p, item, IP_STAGE_WRITE, ip__now_ns() - t0);
     if (rc == 0)
         item->bytes_out = enc->len;
+    /* Kept for the next image, without its pages meanwhile when the
+     * loaders' and writers' buffers together could be large. */
+    if ((size_t)(p->cfg.io_threads + p->cfg.writers) * enc->len > IP__HELD_MAX)
+        ip__buf_give_back(enc);
     return rc;
 }
 

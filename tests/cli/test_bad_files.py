@@ -6,9 +6,12 @@ usage: test_bad_files.py IMGPAR SAMPLES CONFORMANCE
 """
 import json
 import os
+import random
 import re
 import shutil
+import struct
 import sys
+import zlib
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from cliutil import (check, compare, expect_rc, gauss_ref, gray_ref, listdir, load,  # noqa: E402
@@ -154,5 +157,41 @@ def check_only_bad(env):
     check(listdir(out) == [], "outputs %s from bad files only" % listdir(out))
 
 
+def png_chunk(name, body):
+    return struct.pack(">I", len(body)) + name + body + struct.pack(">I", zlib.crc32(name + body))
+
+
+def check_damaged_late(env):
+    """A PNG whose image data is damaged three quarters in, CRCs intact. At
+    -j16 the loader gives the file's pages back while inflating (16 loaders
+    x 1.9 MB is over 16 MiB), so the fast path cannot leave the file to
+    libpng: the file is read again. The reason must be -j1's (where
+    nothing is given back), and a good file beside it is written."""
+    d = env.fresh_dir("late")
+    rng = random.Random(5)
+    w, h = 800, 800
+    rows = b"".join(b"\0" + rng.randbytes(3 * w) for _ in range(h))
+    z = bytearray(zlib.compress(rows, 1))
+    z[len(z) * 3 // 4] ^= 0x5A
+    idats = b"".join(png_chunk(b"IDAT", bytes(z[i:i + 65536])) for i in range(0, len(z), 65536))
+    png = (b"\x89PNG\r\n\x1a\n" + png_chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0)) + idats
+           + png_chunk(b"IEND", b""))
+    check(len(png) > 1800000, "the damaged PNG is only %d bytes" % len(png))
+    bad = os.path.join(d, "late.png")
+    with open(bad, "wb") as f:
+        f.write(png)
+    good = env.sample("rgb8.png")
+    lines = {}
+    for opts in (["-j", "1"], ["-j", "16"], ["--procs", "-j", "16"]):
+        out = env.fresh_dir("late-out")
+        r = env.run(*opts, bad, good, out)
+        expect_rc(r, 1)
+        parse_error_lines(r, [bad])
+        lines[" ".join(opts)] = r.err.strip()
+        check(listdir(out) == ["rgb8.png"], "%s: outputs %s, expected rgb8.png only" % (opts, listdir(out)))
+    check(len(set(lines.values())) == 1, "the reason depends on -j: %s" % lines)
+    check("IDAT" in lines["-j 1"], "libpng's reason expected, got %r" % lines["-j 1"])
+
+
 if __name__ == "__main__":
-    main([check_mixed_batch, check_bad_in_directory, check_only_bad])
+    main([check_mixed_batch, check_bad_in_directory, check_only_bad, check_damaged_late])

@@ -77,7 +77,7 @@ enum path { LIBPNG, FAST, STRIPS };
 static struct result run(const uint8_t *data, size_t len, enum path path, int runs)
 {
     struct result r = {1e30, 1e30, 0, {0}, 1};
-    struct ip__strip_runner runner = {run_pool, NULL, NULL, NULL};
+    struct ip__strip_runner runner = {run_pool, NULL, NULL, NULL, 0};
     clockid_t cpu = path == STRIPS ? CLOCK_PROCESS_CPUTIME_ID : CLOCK_THREAD_CPUTIME_ID;
     struct ip_decode_opts opts;
     uint8_t *copy = malloc(len);

@@ -73,7 +73,7 @@ static void check_stop(const char *name, const uint8_t *file, size_t len, int al
         atomic_int stop = w == BEFORE;
         struct counting_alloc ca = {&stop, w == ON_ALLOC, 0, 0};
         struct ip_allocator alloc = {count_alloc, count_free, &ca};
-        struct ip__strip_runner runner = {NULL, NULL, NULL, &stop};
+        struct ip__strip_runner runner = {NULL, NULL, NULL, &stop, 0};
         struct ip_decode_opts opts;
         struct ip_image img;
         uint8_t *copy = malloc(len);

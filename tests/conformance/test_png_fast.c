@@ -29,6 +29,14 @@
  *       prefixes of several PNGs at many lengths, strict and with
  *       allow_truncated: ip_decode gives the same code, message and pixels
  *       with the fast path on and off.
+ *   test_png_fast give_back
+ *       the loader's pages given back while a 3-12 MB PNG is inflated
+ *       (ip__decode_owned with the runner's give_back): one IDAT and many,
+ *       direct colour, palette and 16 bits; the pixels are libpng's, and
+ *       mincore finds the pages read gone (all there without give_back). A
+ *       stream damaged late (CRC repaired) returns IP__EREREAD with nothing
+ *       allocated; decoded again without give_back it gives ip_decode's
+ *       code and message.
  *
  * Every fast-path decode runs twice, with every instruction set the CPU has
  * and with SSE2 only (ip__png_fast_set_enabled(2)), and must agree. */
@@ -37,6 +45,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <unistd.h>
 
 #include <libdeflate.h>
 #include <zlib.h>
@@ -1736,6 +1746,119 @@ static int truncation(const char *conf_dir, const char *samples_dir)
     return test_finish("png_fast truncation");
 }
 
+/* ---- giving the input's pages back ---- */
+
+/* Pages of buf[0..len) (page-aligned) that are not resident. */
+static size_t pages_gone(const uint8_t *buf, size_t len)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), n = (len + page - 1) / page, gone = 0;
+    unsigned char *vec = malloc(n);
+
+    if (!vec || mincore((void *)buf, len, vec) != 0)
+        exit(99);
+    for (size_t i = 0; i < n; i++)
+        gone += !(vec[i] & 1);
+    free(vec);
+    return gone;
+}
+
+/* ip__decode_owned of a fresh page-aligned copy of png, giving back or
+ * not; *gone: its pages not resident afterwards. */
+static struct outcome owned_decode(const struct buf *png, int give_back, size_t *gone)
+{
+    struct ip__strip_runner runner = {NULL, NULL, NULL, NULL, give_back};
+    struct ip_decode_opts opts;
+    struct outcome o;
+    uint8_t *copy = mmap(NULL, png->len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+
+    if (copy == MAP_FAILED)
+        exit(99);
+    memcpy(copy, png->data, png->len);
+    ip_decode_opts_default(&opts);
+    o.rc = ip__decode_owned(copy, png->len, &opts, &runner, &o.img, NULL, &o.err);
+    *gone = pages_gone(copy, png->len);
+    munmap(copy, png->len);
+    return o;
+}
+
+static void give_back_case(const struct gen *g, const char *what)
+{
+    size_t page = (size_t)sysconf(_SC_PAGESIZE), gone, kept_gone, pos;
+    uint8_t *px;
+    unsigned oc;
+    struct buf b = make_png(g, &px, &oc);
+    struct outcome ref = decode_with(b.data, b.len, 0, 0), got, kept, plain, again;
+    struct chunk c[4096];
+    size_t n = split_chunks(&b, c, 4096), last = 0;
+
+    CHECK(b.len >= ((size_t)3 << 20), "%s: only %zu bytes: too small to give pages back", what, b.len);
+    CHECK(ref.rc == 0, "%s: libpng fails: %s", what, ref.err.msg);
+    got = owned_decode(&b, 1, &gone);
+    kept = owned_decode(&b, 0, &kept_gone);
+    CHECK(got.rc == 0 && ref.rc == 0 && same_image(&got.img, &ref.img), "%s: giving back: %d '%s'", what,
+          got.rc, got.err.msg);
+    CHECK(kept.rc == 0 && ref.rc == 0 && same_image(&kept.img, &ref.img), "%s: keeping: %d '%s'", what,
+          kept.rc, kept.err.msg);
+    /* Given back a MiB at a time, up to a MiB and 72 bytes behind the end. */
+    CHECK(gone * page + ((size_t)2 << 20) >= b.len, "%s: %zu of %zu bytes given back", what, gone * page,
+          b.len);
+    CHECK(kept_gone == 0, "%s: %zu pages gone without give_back", what, kept_gone);
+    outcome_free(&got);
+    outcome_free(&kept);
+
+    /* A byte three quarters into the file flipped (its IDAT's CRC
+     * repaired): the stream fails after pages went back. */
+    pos = b.len / 4 * 3;
+    for (size_t i = 0; i < n; i++)
+        if (strcmp(c[i].name, "IDAT") == 0 && c[i].body <= b.data + pos)
+            last = i;
+    CHECK(b.data + pos < c[last].body + c[last].len, "%s: no IDAT at %zu", what, pos);
+    b.data[pos] ^= 0x5a;
+    set32(c[last].body + c[last].len,
+          (uint32_t)crc32(crc32(0, c[last].body - 4, 4), c[last].body, (uInt)c[last].len));
+    outcome_free(&ref);
+    ref = decode_with(b.data, b.len, 1, 0);
+    plain = decode_with(b.data, b.len, 0, 0);
+    CHECK(ref.rc != 0 && same_outcome(&ref, &plain), "%s damaged: ip_decode %d '%s', libpng %d '%s'", what,
+          ref.rc, ref.err.msg, plain.rc, plain.err.msg);
+    got = owned_decode(&b, 1, &gone);
+    CHECK(got.rc == IP__EREREAD && got.img.pixels == NULL && gone > 0,
+          "%s damaged: giving back returned %d '%s' (%zu pages gone)", what, got.rc, got.err.msg, gone);
+    again = owned_decode(&b, 0, &kept_gone);
+    CHECK(same_outcome(&again, &ref), "%s damaged, again: %d '%s', ip_decode %d '%s'", what, again.rc,
+          again.err.msg, ref.rc, ref.err.msg);
+    outcome_free(&got);
+    outcome_free(&again);
+    outcome_free(&plain);
+    outcome_free(&ref);
+    free(px);
+    free(b.data);
+}
+
+static int give_back(void)
+{
+    static const struct {
+        struct gen g;
+        const char *what;
+    } cases[] = {
+        {{.w = 1100, .h = 1000, .color = 2, .depth = 8, .level = 6, .wbits = 15, .content = 2, .seed = 7},
+         "RGB, one IDAT"},
+        {{.w = 1100, .h = 1000, .color = 6, .depth = 8, .level = 6, .wbits = 15, .idat_max = 65536,
+          .ancillary = 1, .content = 2, .seed = 8},
+         "RGBA, IDATs of 64 KiB"},
+        {{.w = 2000, .h = 1800, .color = 3, .depth = 8, .level = 6, .wbits = 15, .idat_max = 8192,
+          .npal = 256, .content = 2, .seed = 9},
+         "palette, IDATs of 8 KiB"},
+        {{.w = 750, .h = 750, .color = 2, .depth = 16, .level = 1, .wbits = 15, .idat_max = 1 << 20,
+          .content = 2, .seed = 10},
+         "16-bit RGB, IDATs of 1 MiB"},
+    };
+
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++)
+        give_back_case(&cases[i].g, cases[i].what);
+    return test_finish("png_fast give_back");
+}
+
 int main(int argc, char **argv)
 {
     if (argc >= 4 && strcmp(argv[1], "corpus") == 0)
@@ -1746,9 +1869,11 @@ int main(int argc, char **argv)
         return mutations(argv[2]);
     if (argc >= 4 && strcmp(argv[1], "truncation") == 0)
         return truncation(argv[2], argv[3]);
+    if (argc >= 2 && strcmp(argv[1], "give_back") == 0)
+        return give_back();
     fprintf(stderr,
             "usage: %s corpus CONFORMANCE_DIR SAMPLES_DIR | crafted | mutations CONFORMANCE_DIR |"
-            " truncation CONFORMANCE_DIR SAMPLES_DIR\n",
+            " truncation CONFORMANCE_DIR SAMPLES_DIR | give_back\n",
             argv[0]);
     return 99;
 }

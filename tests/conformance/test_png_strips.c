@@ -206,7 +206,7 @@ static struct counts counts_now(void)
 static int fast_decode(const struct ip_buf *png, enum order order, struct ip_image *img, struct counts *d)
 {
     struct runner_ctx ctx = {order, 0, 0, 0};
-    struct ip__strip_runner runner = {run, used, &ctx, NULL};
+    struct ip__strip_runner runner = {run, used, &ctx, NULL, 0};
     struct ip_decode_opts opts;
     struct ip_error err;
     struct counts before = counts_now(), after;
@@ -450,7 +450,7 @@ static void damaged_stream(void)
         uint32_t strip = at == 0 ? 3 : at == 1 ? 1 : get32(layout + 4) - 1;
         size_t off = (size_t)get32(layout + 8 * strip + 4) + 40;
         struct runner_ctx ctx = {THREADS, 0, 0, 0};
-        struct ip__strip_runner runner = {run, used, &ctx, NULL};
+        struct ip__strip_runner runner = {run, used, &ctx, NULL, 0};
         struct ip_decode_opts opts;
         struct ip_image a, b;
         struct ip_error ea, eb;
@@ -489,7 +489,7 @@ static void failing_runner(void)
 
     for (int call = 1; call <= 2; call++) {
         struct runner_ctx ctx = {IN_ORDER, call, 0, 0};
-        struct ip__strip_runner runner = {run, used, &ctx, NULL};
+        struct ip__strip_runner runner = {run, used, &ctx, NULL, 0};
         struct ip_decode_opts opts;
         struct ip_image img;
         struct ip_error err;

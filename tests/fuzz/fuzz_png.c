@@ -22,7 +22,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     struct fuzz_counts counts = {0};
-    struct ip__strip_runner runner = {run_reversed, NULL, NULL, NULL};
+    struct ip__strip_runner runner = {run_reversed, NULL, NULL, NULL, 0};
     struct ip_decode_opts opts;
     struct ip_image img;
     size_t len;
