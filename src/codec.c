@@ -335,13 +335,10 @@ int ip__buf_append(struct ip_buf *buf, const void *bytes, size_t n, struct ip_er
 
 uint8_t *ip__pages_give_back(uint8_t *p, size_t len)
 {
-    static size_t page;
+    long n = sysconf(_SC_PAGESIZE);   /* glibc answers from memory */
+    size_t page = n > 0 && (n & (n - 1)) == 0 ? (size_t)n : 4096;
     uintptr_t lo, hi;
 
-    if (!page) {
-        long n = sysconf(_SC_PAGESIZE);
-        page = n > 0 && (n & (n - 1)) == 0 ? (size_t)n : 4096;
-    }
     lo = ((uintptr_t)p + page - 1) & ~(uintptr_t)(page - 1);
     hi = ((uintptr_t)p + len) & ~(uintptr_t)(page - 1);
     if (hi <= lo)

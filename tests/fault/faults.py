@@ -33,13 +33,15 @@ CASE:
 After every run: no /dev/shm/imgpar-* objects and no imgpar process left
 (workers included: they are found by their command line).
 """
-import hashlib
 import os
 import signal
 import subprocess
 import sys
 import tempfile
 import time
+
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "pipeline"))
+from determinism import digest_dir  # noqa: E402
 
 
 def shm_objects():
@@ -58,10 +60,6 @@ def procs_with(marker):
         except OSError:
             pass
     return found
-
-
-def digests(d):
-    return {n: hashlib.sha256(open(os.path.join(d, n), "rb").read()).hexdigest() for n in os.listdir(d)}
 
 
 def check_clean(outdir, shm_before):
@@ -98,8 +96,8 @@ def soak(imgpar, gen, tmp, shm_before, runs):
             full[ex] = min(full.get(ex, 1e9), time.monotonic() - t0)
             if k:
                 subprocess.run(["rm", "-rf", out])
-    ref = digests(ref_dir + "--threads")
-    if digests(ref_dir + "--procs") != ref:
+    ref = digest_dir(ref_dir + "--threads")
+    if digest_dir(ref_dir + "--procs") != ref:
         sys.exit("FAIL: threads and procs references differ")
     interrupted = partial = finished = doubles = early = 0
     for i in range(runs):
@@ -122,7 +120,7 @@ def soak(imgpar, gen, tmp, shm_before, runs):
         except subprocess.TimeoutExpired:
             p.kill()
             sys.exit(f"FAIL: {what}: still running 60 s after the signal")
-        got = digests(out) if os.path.isdir(out) else {}
+        got = digest_dir(out) if os.path.isdir(out) else {}
         if p.returncode == 130:
             interrupted += 1
         elif p.returncode == -sig and not os.path.exists(out) and delay < 0.2:
@@ -260,7 +258,7 @@ def main():
     subprocess.run(["/usr/bin/python3", gen, indir, "--shapes"], check=True)
     ref_dir = os.path.join(tmp, "ref")
     subprocess.run([imgpar, "--serial", indir, ref_dir], check=True, timeout=120)
-    ref = digests(ref_dir)
+    ref = digest_dir(ref_dir)
     names = sorted(os.listdir(indir))
     victim = [n for n in names if "257x130_c3" in n][0]
     victim_out = victim  # PNG in, same name out
@@ -289,7 +287,7 @@ def main():
             _, err = p.communicate(timeout=60)
             if p.returncode != 0:
                 sys.exit(f"FAIL: exit {p.returncode} after a retried worker death: {err}")
-            got = digests(out)
+            got = digest_dir(out)
             if got != ref:
                 sys.exit(f"FAIL: outputs differ from the serial reference: {sorted(k for k in ref if got.get(k) != ref[k])}")
             try:
@@ -313,7 +311,7 @@ def main():
             want = f"imgpar: {os.path.join(indir, victim)}: "
             if len(lines) != 1 or not lines[0].startswith(want) or "worker" not in lines[0]:
                 sys.exit(f"FAIL: expected one error line for {victim}, got {lines}")
-            got = digests(out)
+            got = digest_dir(out)
             expect = {k: v for k, v in ref.items() if k != victim_out}
             if got != expect:
                 sys.exit(f"FAIL: outputs other than the crashing file differ or are missing")
@@ -327,7 +325,7 @@ def main():
         subprocess.run(["/usr/bin/python3", gen, big, "--medium", "160"], check=True)
         bref_dir = os.path.join(tmp, "bref")
         subprocess.run([imgpar, "--threads", "--png-level", "9", big, bref_dir], check=True, timeout=300)
-        bref = digests(bref_dir)
+        bref = digest_dir(bref_dir)
         runs = 0
         for i, ex in enumerate(["--threads", "--procs"] * 5):
             out = os.path.join(tmp, f"out-{case}-{i}")
@@ -340,7 +338,7 @@ def main():
             _, err = p.communicate(timeout=60)
             if p.returncode != 130:
                 sys.exit(f"FAIL: {ex}: exit {p.returncode} after {case}, expected 130: {err}")
-            got = digests(out)
+            got = digest_dir(out)
             wrong = [k for k in got if bref.get(k) != got[k]]
             if wrong:
                 sys.exit(f"FAIL: {ex}: incomplete or wrong outputs after {case}: {wrong[:5]}")
@@ -354,7 +352,7 @@ def main():
         subprocess.run(["/usr/bin/python3", gen, big, "--medium", "160"], check=True)
         bref_dir = os.path.join(tmp, "bref")
         subprocess.run([imgpar, "--threads", "--png-level", "9", big, bref_dir], check=True, timeout=300)
-        bref = digests(bref_dir)
+        bref = digest_dir(bref_dir)
         for i in range(3):
             out = os.path.join(tmp, f"out-kill-parent-{i}")
             p = subprocess.Popen([imgpar, "--procs", "-j", "3", "--png-level", "9", big, out],
@@ -367,7 +365,7 @@ def main():
                 sys.exit(f"FAIL: expected 3 worker processes, found {workers}")
             p.kill()
             p.wait()
-            got = digests(out)
+            got = digest_dir(out)
             wrong = [k for k in got if bref.get(k) != got[k]]
             if wrong:
                 sys.exit(f"FAIL: incomplete or wrong outputs after kill -9 of the parent: {wrong[:5]}")
