@@ -37,6 +37,13 @@
 #   --procs loses on many cores spent in the kernel (page faults on shared
 #   memory), or waiting? And what does keeping an image on its loader give
 #   on many cores? Not in the default PARTS; about 30 s on 16 cores.
+# - versus: this binary against another build, BASE (an imgpar binary), as
+#   whole processes by bench/ab.py, --threads and --procs, on the JPEG batch
+#   and the PNG batch at j = 1 and N, three rounds each (wall, CPU, minor
+#   faults), then the memory bench at j = N on the PNG batch for both. Not
+#   in the default PARTS; about 60 s on 16 cores. The fifteenth session's
+#   changes (the arena's holes and the PNG files given back, more faults)
+#   await this: BASE a build of ce5d8b8.
 # Every bench run checks that each configuration writes the same bytes as a
 # serial -j1 reference run.
 set -u
@@ -141,13 +148,19 @@ if has huge; then
         --no-progress --json "$OUTD/huge-png.json" "$W/huge-png"
     echo "exit $?"
 fi
-if has batch-png; then
-    stamp "batch-png: making the PNGs"
+# The PNG batch, made once for the parts that need it.
+make_pngs() {
+    [ -n "$(ls "$W/png")" ] && return
+    stamp "making the PNGs"
     "$BIN" -q -j "$NCPU" --no-filter --format png "$W/photos" "$W/png1" || echo "conversion failed"
     for k in $(seq 1 "$COPIES"); do
         for f in "$W"/png1/*.png; do cp "$f" "$W/png/$k-$(basename "$f")"; done
     done
     du -sh "$W/png"
+}
+
+if has batch-png; then
+    make_pngs
     stamp "batch-png"
     "$BIN" bench --jobs "${JOBS_PNG:-$JOBS}" --strategies threads,procs --split image --repeat "$REPEAT" --warmup "$WARMUP" \
         --no-progress --json "$OUTD/batch-png.json" ${SVG:+--svg "$OUTD/batch-png.svg"} "$W/png"
@@ -177,6 +190,28 @@ if has kernel; then
         "threads=env IMGPAR_INLINE=1 $Q --threads" "threads-handed-on=env IMGPAR_INLINE=0 $Q --threads" \
         "procs=env IMGPAR_INLINE=1 $Q --procs" "procs-handed-on=env IMGPAR_INLINE=0 $Q --procs" ||
         echo "kernel part failed"
+fi
+
+if has versus; then
+    if [ -z "${BASE:-}" ]; then
+        echo "versus: BASE (the other imgpar binary) is not set"
+    else
+        make_pngs
+        Q=$(printf %q "$BIN") B=$(printf %q "$(realpath "$BASE")")
+        for set in jpeg png; do
+            stamp "versus: $set batch, BASE=$BASE against $BIN"
+            "${PY:-python3}" "$(dirname "$0")/ab.py" 3 "$(printf '%s\n' 1 "$NCPU" | sort -un | tr '\n' ' ')" "$W/$set" \
+                "base-threads=$B --threads" "threads=$Q --threads" "base-procs=$B --procs" "procs=$Q --procs" ||
+                echo "versus failed"
+        done
+        for v in base new; do
+            stamp "versus: memory, $v, PNG batch at j=$NCPU"
+            bin=$BIN
+            [ $v = base ] && bin=$(realpath "$BASE")
+            "$bin" bench --jobs "$NCPU" --strategies threads,procs --split image --repeat 3 --warmup 0 \
+                --no-progress --json "$OUTD/versus-mem-$v.json" "$W/png"
+        done
+    fi
 fi
 
 stamp "done"
