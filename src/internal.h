@@ -72,11 +72,14 @@ void ip__shm_sweep_stale(void);
 /* The most bytes allocated at once so far (block-aligned sizes). */
 size_t ip__arena_peak(struct ip__arena *a);
 /* Allocates bytes; when the arena is full and wait is set, blocks until
- * enough is freed (adding the blocked time to *wait_ns). Fails with
+ * enough is freed (adding the blocked time to *wait_ns). near: NULL, or
+ * where the caller's previous block began; in a shared arena the block is
+ * put there when that space is free (a loader's worker process then has
+ * its pages mapped already: no page faults), else first fit. Fails with
  * IP_ETOOBIG when bytes can never fit, IP_ENOSPC when shared memory cannot
  * back the block, IP_EINTR when cancelled. */
-int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
-                    struct ip_error *err);
+int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, const void *near, void **ptr,
+                    uint64_t *wait_ns, struct ip_error *err);
 void ip__arena_free(struct ip__arena *a, void *ptr);
 /* Gives the pages of [ptr, ptr + len), part of an allocated block whose
  * contents no process needs any more, back to the kernel now (they read as

@@ -114,6 +114,7 @@ struct alloc_ctx {
     int prefault;            /* the decode runs on this thread alone: a helper may prefault */
     int strips_used;         /* the decode was spread over a team (strips_used) */
     struct prefault pf;
+    void **last_block;       /* this loader's previous block: the next goes there if it can */
 };
 
 static int arena_alloc_cb(void *ctx, const struct ip_image *shape, uint8_t **pixels, struct ip_error *err)
@@ -136,11 +137,11 @@ static int arena_alloc_cb(void *ctx, const struct ip_image *shape, uint8_t **pix
     total = ALIGN_UP(src_bytes) + dst_bytes;
     if (total < src_bytes)
         return ip_error_set(err, IP_ETOOBIG, "image %ux%u too large", shape->width, shape->height);
-    rc = ip__arena_alloc(p->arena, total, 0, &block, NULL, err);
+    rc = ip__arena_alloc(p->arena, total, 0, *ac->last_block, &block, NULL, err);
     if (rc == IP_ENOMEM) {
         /* Budget full: give the core back while we wait for a writer to free memory. */
         ip__sem_release(&p->cpu);
-        rc = ip__arena_alloc(p->arena, total, 1, &block, &wait_ns, err);
+        rc = ip__arena_alloc(p->arena, total, 1, *ac->last_block, &block, &wait_ns, err);
         if (rc == 0)
             ip_error_clear(err);   /* the first try's "budget exhausted" is not this file's error */
         ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
@@ -152,6 +153,7 @@ static int arena_alloc_cb(void *ctx, const struct ip_image *shape, uint8_t **pix
     if (rc)
         return rc;
     ac->item->block = block;
+    *ac->last_block = block;
     *pixels = block;
     if (ac->prefault && src_bytes >= IP_PNG_STRIP_MIN && p->cfg.jobs > 1 && ip__switch_get(&prefault_switch))
         prefault_start(&ac->pf, p, block, src_bytes);
@@ -301,10 +303,10 @@ static int decode_gray_enabled(void)
     return ip__switch_get(&decode_gray_switch);
 }
 
-static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf)
+static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf *buf, void **last_block)
 {
     struct ip_decode_opts opts = p->cfg.decode;
-    struct alloc_ctx ac = {.p = p, .item = item};
+    struct alloc_ctx ac = {.p = p, .item = item, .last_block = last_block};
     struct ip_allocator alloc = {arena_alloc_cb, arena_free_cb, &ac};
     /* A team only at -j > 1; Ctrl-C stops a whole decode whatever -j. */
     struct ip__strip_runner runner = {p->cfg.jobs > 1 ? run_strips : NULL, strips_used, &ac, &p->cancelled, 0};
@@ -383,6 +385,7 @@ void *ip__loader_main(void *arg)
     struct ip_buf buf = {0}, enc = {0};
     struct ip_scratch *scratch = NULL;
     struct ip__item *item;
+    void *last_block = NULL;   /* where this loader's previous image was */
 
     while ((item = next_item(p)) != NULL) {
         uint64_t wait_ns = 0;
@@ -394,7 +397,7 @@ void *ip__loader_main(void *arg)
         }
         item->holds_slot = 1;
         ip__stage_add(p, NULL, IP_STAGE_WAIT_LOAD, wait_ns);
-        if (load_one(p, item, &buf) != 0) {
+        if (load_one(p, item, &buf, &last_block) != 0) {
             ip__item_finish(p, item, IP_RESULT_FAILED);
             continue;
         }

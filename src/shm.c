@@ -31,7 +31,11 @@
  * little to unmap).
  * Blocks are carved first-fit from an address-ordered list and coalesced on
  * free; callers that find the arena full may wait for a free (that wait is
- * the --mem backpressure). Reusing blocks keeps pages warm: first touch of
+ * the --mem backpressure). In a shared arena a loader's next block goes
+ * where its previous one began when that space is free (near): the worker
+ * process that filters the loader's images has those pages mapped already,
+ * where a block elsewhere costs it a page fault per 4 KiB (measured on the
+ * PNG batch: a fifth to a third fewer faults). Reusing blocks keeps pages warm: first touch of
  * fresh memory costs ~0.3 ns/byte. But free blocks keep their pages, and
  * images of mixed sizes leave holes the next image does not fit, taken
  * above them in fresh memory: so the arena counts the pages it holds (the
@@ -270,27 +274,57 @@ size_t ip__arena_peak(struct ip__arena *a)
     return peak;
 }
 
+/* Marks the free block b taken for its first len bytes, splitting off
+ * the rest as a free block. NULL when out of memory for the split. */
+static struct block *carve(struct block *b, size_t len)
+{
+    if (b->len > len) {
+        struct block *rest = malloc(sizeof *rest);
+        if (!rest)
+            return NULL;
+        rest->off = b->off + len;
+        rest->len = b->len - len;
+        rest->used = 0;
+        rest->next = b->next;
+        b->next = rest;
+        b->len = len;
+    }
+    b->used = 1;
+    return b;
+}
+
 /* First fit under the lock; splits the block. NULL when nothing fits now. */
 static struct block *take(struct ip__arena *a, size_t len)
 {
-    for (struct block *b = a->blocks; b; b = b->next) {
-        if (b->used || b->len < len || b->off + len > a->limit)
-            continue;
-        if (b->len > len) {
-            struct block *rest = malloc(sizeof *rest);
-            if (!rest)
-                return NULL;
-            rest->off = b->off + len;
-            rest->len = b->len - len;
-            rest->used = 0;
-            rest->next = b->next;
-            b->next = rest;
-            b->len = len;
-        }
-        b->used = 1;
-        return b;
-    }
+    for (struct block *b = a->blocks; b; b = b->next)
+        if (!b->used && b->len >= len && b->off + len <= a->limit)
+            return carve(b, len);
     return NULL;
+}
+
+/* Under the lock: [off, off + len), when it lies in one free block (which
+ * is split around it); else NULL. */
+static struct block *take_at(struct ip__arena *a, size_t off, size_t len)
+{
+    struct block *b = a->blocks;
+
+    while (b && b->off + b->len <= off)
+        b = b->next;
+    if (!b || b->used || off + len > b->off + b->len || off + len > a->limit)
+        return NULL;
+    if (b->off < off) {   /* the free part before it stays free */
+        struct block *at = malloc(sizeof *at);
+        if (!at)
+            return NULL;
+        at->off = off;
+        at->len = b->off + b->len - off;
+        at->used = 0;
+        at->next = b->next;
+        b->len = off - b->off;
+        b->next = at;
+        b = at;
+    }
+    return carve(b, len);
 }
 
 /* Frees b (taken, and counted in a->used when `counted`). */
@@ -477,8 +511,8 @@ static void trim(struct ip__arena *a)
     }
 }
 
-int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uint64_t *wait_ns,
-                    struct ip_error *err)
+int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, const void *near, void **ptr,
+                    uint64_t *wait_ns, struct ip_error *err)
 {
     struct block *b;
     size_t len;
@@ -498,7 +532,11 @@ int ip__arena_alloc(struct ip__arena *a, size_t bytes, int wait, void **ptr, uin
             pthread_mutex_unlock(&a->lock);
             return ip_error_set(err, IP_ENOSPC, "no room in /dev/shm for %zu bytes: %s", len, strerror(e));
         }
-        b = take(a, len);
+        b = NULL;
+        if (a->fd >= 0 && near && (const uint8_t *)near >= a->base && (const uint8_t *)near < a->base + a->size)
+            b = take_at(a, (size_t)((const uint8_t *)near - a->base) / BLOCK_ALIGN * BLOCK_ALIGN, len);
+        if (!b)
+            b = take(a, len);
         if (b && a->fd >= 0 && block_has(a, b->off, b->len, 0)) {
             size_t off = b->off, blen = b->len;
 

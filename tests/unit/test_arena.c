@@ -1,13 +1,16 @@
 /* The pixel arena (shm.c) keeps the memory it holds within 8 MiB of its
  * peak use: when a block is taken where no memory was held and the total
  * held goes beyond that, free blocks give their pages back. Checked with
- * mincore, for a private arena and a shared one:
+ * mincore, for a private arena and a shared one (and where blocks go):
  * - blocks of 10, 10 MiB, the first freed, then 12 MiB (too big for the
  *   hole: taken above, 32 MiB held against a peak of 22): the hole's pages
  *   are gone, the second block's bytes are intact, and a block taken in
  *   the hole again reads as zeros and works;
  * - blocks of 10, 10 MiB, the first freed, then 4 MiB (taken in the hole,
  *   nothing new held): the rest of the hole stays, warm for the next;
+ * - near (a loader's previous block): a shared arena puts the block there
+ *   when that space is free, also inside a larger free block, and first
+ *   fit when it is not; a private arena ignores it;
  * - 4 threads taking and freeing blocks of 1 to 4 MiB at random (waiting
  *   for room) in a 64 MiB arena, each page of a block stamped and checked
  *   before it is freed, with no slack (ip__arena_trim_slack 0: a trim at
@@ -55,7 +58,7 @@ static void *take(struct ip__arena *a, size_t bytes, uint8_t fill)
     struct ip_error err;
     void *p = NULL;
 
-    CHECK(ip__arena_alloc(a, bytes, 0, &p, NULL, &err) == 0 && p);
+    CHECK(ip__arena_alloc(a, bytes, 0, NULL, &p, NULL, &err) == 0 && p);
     if (p)
         memset(p, fill, bytes);
     return p;
@@ -82,7 +85,7 @@ static void trimmed(int shared)
     CHECK(y && all_bytes(y, 10 * MIB, 2));
     CHECK(ip__arena_peak(a) == 22 * MIB);
     again = NULL;
-    CHECK(ip__arena_alloc(a, 10 * MIB, 0, (void **)&again, NULL, &err) == 0 && again == x);
+    CHECK(ip__arena_alloc(a, 10 * MIB, 0, NULL, (void **)&again, NULL, &err) == 0 && again == x);
     if (again) {
         CHECK(all_bytes(again, 10 * MIB, 0));
         memset(again, 4, 10 * MIB);
@@ -112,6 +115,43 @@ static void kept(int shared)
     ip__arena_destroy(a);
 }
 
+static void *take_near(struct ip__arena *a, size_t bytes, const void *near)
+{
+    struct ip_error err;
+    void *p = NULL;
+
+    CHECK(ip__arena_alloc(a, bytes, 0, near, &p, NULL, &err) == 0 && p);
+    return p;
+}
+
+static void near(int shared)
+{
+    struct ip__arena *a = NULL;
+    struct ip_error err;
+    uint8_t *x, *y, *z, *w, *v;
+
+    CHECK(ip__arena_create(&a, 64 * MIB, shared, &err) == 0);
+    if (!a)
+        return;
+    x = take(a, 4 * MIB, 1);
+    y = take(a, 4 * MIB, 2);
+    z = take(a, 4 * MIB, 3);
+    w = take(a, 4 * MIB, 4);
+    ip__arena_free(a, x);
+    ip__arena_free(a, z);
+    v = take_near(a, 4 * MIB, z);                 /* first fit would be x */
+    CHECK(v == (shared ? z : x));
+    ip__arena_free(a, v);
+    ip__arena_free(a, y);                          /* x, y and z: one free block */
+    v = take_near(a, 2 * MIB, y);
+    CHECK(v == (shared ? y : x));
+    ip__arena_free(a, v);
+    v = take_near(a, 12 * MIB, z);                 /* no room from z to w: first fit */
+    CHECK(v == x);
+    CHECK(w && all_bytes(w, 4 * MIB, 4));
+    ip__arena_destroy(a);
+}
+
 struct churn {
     struct ip__arena *a;
     unsigned seed;
@@ -130,7 +170,7 @@ static void *churn_main(void *arg)
         struct ip_error err;
         uint8_t *p = NULL;
 
-        if (ip__arena_alloc(c->a, bytes, 1, (void **)&p, NULL, &err) != 0 || !p) {
+        if (ip__arena_alloc(c->a, bytes, 1, NULL, (void **)&p, NULL, &err) != 0 || !p) {
             c->failed = 1;
             break;
         }
@@ -178,6 +218,7 @@ int main(int argc, char **argv)
         if (!only_churn) {
             trimmed(shared);
             kept(shared);
+            near(shared);
         }
         churn(shared);
     }
