@@ -313,7 +313,7 @@ static struct block *take_at(struct ip__arena *a, size_t off, size_t len)
     if (!b || b->used || off + len > b->off + b->len || off + len > a->limit)
         return NULL;
     if (b->off < off) {   /* the free part before it stays free */
-        struct block *at = malloc(sizeof *at);
+        struct block *at = malloc(sizeof *at), *front = b;
         if (!at)
             return NULL;
         at->off = off;
@@ -322,7 +322,12 @@ static struct block *take_at(struct ip__arena *a, size_t off, size_t len)
         at->next = b->next;
         b->len = off - b->off;
         b->next = at;
-        b = at;
+        if (!(b = carve(at, len))) {   /* no memory: one free block again */
+            front->len += at->len;
+            front->next = at->next;
+            free(at);
+        }
+        return b;
     }
     return carve(b, len);
 }
