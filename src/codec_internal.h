@@ -93,6 +93,9 @@ struct ip__strip_runner {
 /* Not a public code: the input buffer was given back in part (give_back)
  * and the file must be read again (no message is set). */
 #define IP__EREREAD (-100)
+/* Bytes read between two give-backs (a MiB; the fuzz target lowers it to
+ * a page, so that small inputs reach it). */
+extern size_t ip__png_give_back_step;
 /* Whether the runner's caller asked the decode to stop. */
 static inline int ip__runner_stopped(const struct ip__strip_runner *runner)
 {

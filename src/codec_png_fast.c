@@ -1275,7 +1275,7 @@ static int block_next(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
  * slack. When the runner allows it (give_back: the loader's own buffer)
  * and the stream lies in the caller's writable buffer, inflate_strict
  * gives the whole pages it has read back to the kernel, at block
- * boundaries once GIVE_BACK_STEP more are behind it (MADV_DONTNEED: a
+ * boundaries once a MiB more is behind it (MADV_DONTNEED: a
  * private anonymous page then reads as zeros), so a loader holds the part
  * of the file it has yet to read. Pages are given back only well behind
  * the bit reader (stored blocks read their bytes from the buffer). The
@@ -1283,7 +1283,7 @@ static int block_next(struct zrun *r, uint8_t *out, size_t end, struct taint *t)
  * the fast path after giving pages back returns IP__EREREAD, and the
  * caller reads the file again and decodes it without giving back (so
  * libpng decides, as before). */
-#define GIVE_BACK_STEP ((size_t)1 << 20)
+size_t ip__png_give_back_step = (size_t)1 << 20;
 
 struct give_back {
     uint8_t *next;             /* the first byte not yet given back (NULL: off) */
@@ -1292,12 +1292,12 @@ struct give_back {
 };
 
 /* Gives back the whole pages from gb->next up to upto, once there are at
- * least GIVE_BACK_STEP bytes of them. */
+ * least ip__png_give_back_step bytes of them. */
 static void give_back_upto(struct give_back *gb, const uint8_t *upto)
 {
     uint8_t *done;
 
-    if (upto > gb->end || upto < gb->next || (size_t)(upto - gb->next) < GIVE_BACK_STEP)
+    if (upto > gb->end || upto < gb->next || (size_t)(upto - gb->next) < ip__png_give_back_step)
         return;
     done = ip__pages_give_back(gb->next, (size_t)(upto - gb->next));
     gb->given |= done != gb->next;
