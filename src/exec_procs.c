@@ -24,9 +24,10 @@
  *   sees it handles as the I/O thread would (reap, fork, retry once). The
  *   I/O thread leaves a worker with a waiter alone, and polls idle workers
  *   for hang-ups only (events 0), so such a reply never wakes it; submit()
- *   pokes it to poll its new job's socket for the reply. A run() caller takes the worker of its own index first (a
- *   loader thread keeps using one worker), else the first idle one; a
- *   submitted band takes the first idle worker. All under the one lock.
+ *   pokes it to poll its new job's socket for the reply. A run() caller
+ *   takes the worker of its own index first (a loader thread keeps using
+ *   one worker), else the first idle one; a submitted band takes the first
+ *   idle worker. All under the one lock.
  * - fini() SIGKILLs and reaps every worker: they hold no state worth a
  *   graceful exit, and nothing is left behind (no zombies, no orphans). */
 #include <errno.h>

@@ -346,16 +346,18 @@ static int load_one(struct ip_pipeline *p, struct ip__item *item, struct ip_buf 
     }
     if (rc == 1) {   /* the file is read again below only for a JPEG's header */
         ac.prefault = 1;
-        rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
-        prefault_stop(&ac.pf, item);
-        if (rc == IP__EREREAD) {   /* a PNG that the fast path gave up on after giving pages back */
+        for (;;) {
+            rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
+            prefault_stop(&ac.pf, item);
+            if (rc != IP__EREREAD)
+                break;
+            /* A PNG that the fast path gave up on after giving pages back:
+             * read again, decoded without giving back. */
             runner.give_back = 0;
             ip_error_clear(&item->err);
             ip_buf_free(buf);
-            rc = ip__file_read(item->in_path, opts.limits.max_file_size, &p->cancelled, buf, &item->err);
-            if (rc == 0)
-                rc = ip__decode_owned(buf->data, buf->len, &opts, &runner, &item->src, &fmt, &item->err);
-            prefault_stop(&ac.pf, item);
+            if ((rc = ip__file_read(item->in_path, opts.limits.max_file_size, &p->cancelled, buf, &item->err)))
+                break;
         }
         if (rc == 0 && ac.strips_used)
             atomic_fetch_add(&p->strip_decodes, 1);

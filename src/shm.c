@@ -33,19 +33,20 @@
  * free; callers that find the arena full may wait for a free (that wait is
  * the --mem backpressure). In a shared arena a loader's next block goes
  * where its previous one began when that space is free (near): the worker
- * process that filters the loader's images has those pages mapped already,
- * where a block elsewhere costs it a page fault per 4 KiB (measured on the
- * PNG batch: a fifth to a third fewer faults). Reusing blocks keeps pages warm: first touch of
- * fresh memory costs ~0.3 ns/byte. But free blocks keep their pages, and
- * images of mixed sizes leave holes the next image does not fit, taken
- * above them in fresh memory: so the arena counts the pages it holds (the
- * bitmap above, for private arenas too: set when a block is taken), and
- * once they pass its peak use by 8 MiB the free blocks give theirs back
- * (trim). The writer gives back the dead part of
- * a huge image's block (its decoded pixels, once filtered) with
- * ip__arena_release: madvise(MADV_DONTNEED) in a private arena, a punched
- * hole in a shared one, whose pages are then marked not allocated, so
- * that they are fallocated again before the next block there is used. */
+ * process that filters the loader's images has those pages mapped
+ * already, where a block elsewhere costs it a page fault per 4 KiB
+ * (measured on the PNG batch: a fifth to a third fewer faults). Reusing
+ * blocks keeps pages warm: first touch of fresh memory costs ~0.3
+ * ns/byte. But free blocks keep their pages, and images of mixed sizes
+ * leave holes the next image does not fit, taken above them in fresh
+ * memory: so the arena counts the pages it holds (the bitmap above, for
+ * private arenas too: set when a block is taken), and once they pass its
+ * peak use by 8 MiB the free blocks give theirs back (trim). The writer
+ * gives back the dead part of a huge image's block (its decoded pixels,
+ * once filtered) with ip__arena_release: madvise(MADV_DONTNEED) in a
+ * private arena, a punched hole in a shared one, whose pages are then
+ * marked not allocated, so that they are fallocated again before the
+ * next block there is used. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -428,41 +429,32 @@ static int back_block(struct ip__arena *a, size_t off, size_t len)
     return 0;
 }
 
-/* Punches the pages [from, to) out of the shared object, in every process,
- * and marks them not allocated; the caller owns them. */
-static void unback_pages(struct ip__arena *a, size_t from, size_t to)
+/* Gives the pages [from, to), which the caller owns, back to the kernel:
+ * punched out of a shared arena (in every process), MADV_DONTNEED in a
+ * private one (they then read as zeros); marked empty once they are. */
+static void give_back_pages(struct ip__arena *a, size_t from, size_t to)
 {
-    if (to > from && fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(from * BLOCK_ALIGN),
-                               (off_t)((to - from) * BLOCK_ALIGN)) == 0)
+    int rc;
+
+    if (to <= from)
+        return;
+    if (a->fd >= 0)
+        rc = fallocate(a->fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)(from * BLOCK_ALIGN),
+                       (off_t)((to - from) * BLOCK_ALIGN));
+    else
+        rc = madvise(a->base + from * BLOCK_ALIGN, (to - from) * BLOCK_ALIGN, MADV_DONTNEED);
+    if (rc == 0)
         mark_backed(a, from, to, 0);
 }
 
-/* Punches out the allocated pages of the block [off, off + len), which
- * the caller owns. */
-static void unback_block(struct ip__arena *a, size_t off, size_t len)
-{
-    size_t page = off / BLOCK_ALIGN, end = (off + len) / BLOCK_ALIGN, run;
-
-    for (run = next_run(a, &page, end, 1); page < end; run = next_run(a, &page, end, 1)) {
-        unback_pages(a, page, run);
-        page = run;
-    }
-}
-
-/* Gives back the memory of the block [off, off + len), which the caller
- * owns: punched out of a shared arena, MADV_DONTNEED in a private one
- * (which then reads as zeros); its pages are marked empty. */
+/* Gives back the pages of the block [off, off + len) that hold memory; the
+ * caller owns the block. */
 static void give_back_block(struct ip__arena *a, size_t off, size_t len)
 {
     size_t page = off / BLOCK_ALIGN, end = (off + len) / BLOCK_ALIGN, run;
 
-    if (a->fd >= 0) {
-        unback_block(a, off, len);
-        return;
-    }
     for (run = next_run(a, &page, end, 1); page < end; run = next_run(a, &page, end, 1)) {
-        if (madvise(a->base + page * BLOCK_ALIGN, (run - page) * BLOCK_ALIGN, MADV_DONTNEED) == 0)
-            mark_backed(a, page, run, 0);
+        give_back_pages(a, page, run);
         page = run;
     }
 }
@@ -604,7 +596,7 @@ void ip__arena_free(struct ip__arena *a, void *ptr)
         size_t len = b->len;
 
         pthread_mutex_unlock(&a->lock);
-        unback_block(a, off, len);
+        give_back_block(a, off, len);
         pthread_mutex_lock(&a->lock);
     }
     if (b)
@@ -637,19 +629,12 @@ void ip__arena_release(struct ip__arena *a, void *ptr, size_t len)
     uintptr_t page = BLOCK_ALIGN, from = ((uintptr_t)ptr + page - 1) & ~(page - 1);
     uintptr_t to = ((uintptr_t)ptr + len) & ~(page - 1);
 
-    if (to <= from)
-        return;
-    if (a->fd < 0) {
-        if (madvise((void *)from, to - from, MADV_DONTNEED) == 0)
-            mark_backed(a, (size_t)(from - (uintptr_t)a->base) / BLOCK_ALIGN,
-                        (size_t)(to - (uintptr_t)a->base) / BLOCK_ALIGN, 0);
-        return;
-    }
-    /* Shared: a hole punched in the object frees the pages in every
-     * process; they are allocated again before the next block there is
-     * used. The caller owns the range. */
-    unback_pages(a, (size_t)(from - (uintptr_t)a->base) / BLOCK_ALIGN,
-                 (size_t)(to - (uintptr_t)a->base) / BLOCK_ALIGN);
+    /* The caller owns the range. In a shared arena the hole frees the pages
+     * in every process; they are allocated again before the next block
+     * there is used. */
+    if (to > from)
+        give_back_pages(a, (size_t)(from - (uintptr_t)a->base) / BLOCK_ALIGN,
+                        (size_t)(to - (uintptr_t)a->base) / BLOCK_ALIGN);
 }
 
 void ip__arena_cancel(struct ip__arena *a)
