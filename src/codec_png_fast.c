@@ -2137,25 +2137,24 @@ static int decode(const uint8_t *data, size_t len, uint8_t *writable, const stru
     gb.end = gb.next ? writable + len : NULL;
     gb.given = 0;
 
-    if (h.idat_chunks == 1) {   /* followed by its CRC and IEND: >= STREAM_PAD bytes */
-        rc = decode_stream(&h, data + h.first_idat + 8, opts, runner, out, err, s, sse41, &gb);
-        return rc == NOT_HANDLED && gb.given ? IP__EREREAD : rc;
-    }
-    if (!compact) {
+    if (h.idat_chunks > 1 && !compact) {
         if (scratch_reserve(&s->idat, &s->idat_cap, h.idat_len + STREAM_PAD))
             return NOT_HANDLED;
         gather_idat(data, &h, s->idat);
         memset(s->idat + h.idat_len, 0, STREAM_PAD);
         return decode_stream(&h, s->idat, opts, runner, out, err, s, sse41, NULL);
     }
-    gaps = malloc(12 * (size_t)(h.idat_chunks - 1));
-    if (!gaps)
-        return NOT_HANDLED;
-    compact_idat(writable, &h, gaps);
-    rc = decode_stream(&h, writable + h.first_idat + 8, opts, runner, out, err, s, sse41, &gb);
+    if (h.idat_chunks > 1) {
+        gaps = malloc(12 * (size_t)(h.idat_chunks - 1));
+        if (!gaps)
+            return NOT_HANDLED;
+        compact_idat(writable, &h, gaps);
+    }
+    /* One IDAT is followed by its CRC and IEND: >= STREAM_PAD bytes. */
+    rc = decode_stream(&h, data + h.first_idat + 8, opts, runner, out, err, s, sse41, &gb);
     if (rc == NOT_HANDLED && gb.given)
         rc = IP__EREREAD;   /* the file is gone: the caller reads it again */
-    else if (rc && !gb.given)   /* libpng reads the file next, or the caller may report it */
+    else if (rc && gaps && !gb.given)   /* libpng reads the file next, or the caller may report it */
         restore_idat(writable, &h, gaps);
     free(gaps);
     return rc;
