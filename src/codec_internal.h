@@ -184,6 +184,20 @@ int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
                          const struct ip_image *dst, int finish, struct ip_error *err);
 
+/* A sequential JPEG whose one scan has no restart markers, opened for
+ * codec_jpeg_seq.c (ip__jpeg_seq_open): 0 and *out, or 1 (decode whole). */
+struct ip__jpeg_seq;
+struct ip__jpeg_seq_at;
+int ip__jpeg_seq_new(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
+                     struct ip__jpeg_seq **out);
+/* Output rows [skip, skip + dst->height) of a strip of that file: data is
+ * the file's headers with the strip's height in SOF, then EOI; the strip's
+ * MCUs start `skip_mcus` MCUs after `from`; `last`: it ends the image. */
+int ip__jpeg_decode_seq_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                             const struct ip_image *dst, const struct ip__jpeg_seq *seq,
+                             const struct ip__jpeg_seq_at *from, uint64_t skip_mcus, int last,
+                             struct ip_error *err);
+
 /* codec_jpeg_strips.c: strip-parallel decoding of JPEGs with restart
  * markers. ip__jpeg_plan_strips returns NULL when the file must be decoded
  * whole (see the design note there); data must outlive the plan. Strips
@@ -191,6 +205,15 @@ int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode
  * shape; together they give exactly ip__jpeg_decode's pixels. */
 struct ip__jpeg_plan;
 struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, const struct ip_decode_opts *opts);
+/* Before the strips, a file without restart markers needs phases 0 and 1
+ * of ip__jpeg_plan_prep_count(pl) tasks each (any threads, any order
+ * within a phase; 0 tasks: none), then ip__jpeg_plan_ready: 0, or 1 when
+ * it must be decoded whole. ip__jpeg_plan_prepare does it all on the
+ * calling thread. */
+uint32_t ip__jpeg_plan_prep_count(const struct ip__jpeg_plan *pl);
+int ip__jpeg_plan_prep(struct ip__jpeg_plan *pl, int phase, uint32_t k);
+int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl);
+int ip__jpeg_plan_prepare(struct ip__jpeg_plan *pl);
 uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl);
 struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl);
 int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struct ip_image *img,

@@ -75,6 +75,7 @@ struct jpeg_ctx {
     char tokens[4];               /* the coefficient "arrays" libjpeg gets: &tokens[c] */
     int ntokens;                  /* how many it asked for */
     int prog_output;              /* output pass started: rows are decoded on demand */
+    int seq_input;                /* a sequential strip's input pass: its scan is empty here */
     /* Stopping a whole decode (ip__strip_runner's stop flag). */
     struct jpeg_progress_mgr progress;   /* libjpeg calls it at every row and input pass step */
     const struct ip__strip_runner *runner;
@@ -128,6 +129,8 @@ static void emit_message_cb(j_common_ptr cinfo, int msg_level)
     if (msg_level >= 0 || !cinfo->is_decompressor)
         return;   /* trace messages; the encoder warns about nothing we care for */
     cinfo->err->num_warnings++;
+    if (ctx->seq_input)
+        return;   /* libjpeg meets EOI where the strip's data would be (decode_seq) */
     switch (cinfo->err->msg_code) {
     case JWRN_JPEG_EOF:
         ctx->truncated = 1;
@@ -402,13 +405,12 @@ static boolean fill_eoi_cb(j_decompress_ptr cinfo)
  * order, and each is decoded from all the scans just then. No coefficient
  * array for the whole image exists. Called after setjmp and decode_setup.
  * PROG_RETRY when the file must be decoded the ordinary way. */
-static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const uint8_t *data,
-                       size_t len, const struct ip_decode_opts *opts, struct ip_error *err)
+/* The frame as codec_jpeg_prog.c needs it, after jpeg_read_header (and
+ * jpeg_calc_output_dimensions): PROG_RETRY for more than 4 components. */
+static int fill_frame(struct jpeg_decompress_struct *cinfo, struct ip__jpeg_prog_frame *f_out)
 {
     struct ip__jpeg_prog_frame f;
-    size_t scan = (size_t)(cinfo->src->next_input_byte - data);
-    JDIMENSION guard;
-    int rc, c;
+    int c;
 
     if (cinfo->num_components > 4)
         return PROG_RETRY;
@@ -433,13 +435,18 @@ static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         f.comp[c].bh = ci->height_in_blocks;
         f.comp[c].cols = array_cols(ci);
     }
-    if (ip__jpeg_prog_open(&f, data, len, scan, &ctx->prog))
-        return PROG_RETRY;   /* before the pixels: a file declined here costs no allocation */
-    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
-    if (rc)
-        return rc;   /* limits or memory: the ordinary path would fail the same way */
-    cinfo->src->bytes_in_buffer = ip__jpeg_prog_first_end(ctx->prog) - scan;
-    cinfo->src->fill_input_buffer = fill_eoi_cb;
+    *f_out = f;
+    return 0;
+}
+
+/* libjpeg in buffered-image mode with codec_jpeg_prog.c's row buffers for
+ * coefficient arrays (ctx->prog is open): it reads its input (into
+ * scratch) to EOI, then the output pass asks for the rows in order. */
+static int prog_start(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx)
+{
+    JDIMENSION guard;
+    int rc;
+
     ctx->access_barray = cinfo->mem->access_virt_barray;
     cinfo->mem->request_virt_barray = request_barray_cb;
     cinfo->mem->access_virt_barray = access_barray_cb;
@@ -453,7 +460,59 @@ static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
         if (rc == JPEG_SUSPENDED || guard > cinfo->total_iMCU_rows + 4)
             return PROG_RETRY;
     ctx->prog_output = 1;
-    return decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
+    return 0;
+}
+
+static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const uint8_t *data,
+                       size_t len, const struct ip_decode_opts *opts, struct ip_error *err)
+{
+    struct ip__jpeg_prog_frame f;
+    size_t scan = (size_t)(cinfo->src->next_input_byte - data);
+    int rc;
+
+    if (fill_frame(cinfo, &f) || ip__jpeg_prog_open(&f, data, len, scan, &ctx->prog))
+        return PROG_RETRY;   /* before the pixels: a file declined here costs no allocation */
+    rc = ip__pixels_alloc(opts, &ctx->img, cinfo->output_width, cinfo->output_height, ctx->channels, err);
+    if (rc)
+        return rc;   /* limits or memory: the ordinary path would fail the same way */
+    cinfo->src->bytes_in_buffer = ip__jpeg_prog_first_end(ctx->prog) - scan;
+    cinfo->src->fill_input_buffer = fill_eoi_cb;
+    rc = prog_start(cinfo, ctx);
+    return rc ? rc : decode_rows(cinfo, ctx, 0, &ctx->img, 1, err);
+}
+
+/* A strip of a sequential JPEG without restart markers
+ * (codec_jpeg_seq.c). The data libjpeg reads is the file's headers with
+ * the strip's height, then EOI where the scan would be: its input pass
+ * reads no coefficients (it warns of the missing data, ignored here), and
+ * its output pass gets the strip's rows from codec_jpeg_prog.c, decoded
+ * from the file where the strip's MCUs start. */
+struct seq_strip {
+    const struct ip__jpeg_seq *seq;
+    struct ip__jpeg_seq_at from;
+    uint64_t skip;   /* MCUs from `from` to the strip's first */
+    int last;        /* the strip ends the image */
+};
+
+static int decode_seq(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx, const struct seq_strip *st,
+                      uint32_t skip, const struct ip_image *dst, struct ip_error *err)
+{
+    struct ip__jpeg_prog_frame f;
+    unsigned needed = 0;
+    int rc;
+
+    if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 || fill_frame(cinfo, &f) ||
+        ip__jpeg_prog_open_seq(&f, st->seq, &st->from, st->skip, st->last, &ctx->prog))
+        return PROG_RETRY;
+    ctx->seq_input = 1;
+    rc = prog_start(cinfo, ctx);
+    ctx->seq_input = 0;
+    if (rc)
+        return rc;
+    for (int c = 0; c < cinfo->num_components; c++)
+        needed |= (unsigned)(cinfo->comp_info[c].component_needed ? 1 : 0) << c;
+    ip__jpeg_prog_seq_needed(ctx->prog, needed);
+    return decode_rows(cinfo, ctx, skip, dst, 0, err);
 }
 
 /* What one decompressor run does: with shape, read the header only; with
@@ -467,6 +526,8 @@ struct job {
     int finish;
     int prog;   /* whole decode: progressive Huffman files try decode_prog */
     const struct ip__strip_runner *runner;   /* whole decode: NULL, or whose stop flag to obey */
+    const struct seq_strip *seq;             /* with dst: a strip of a sequential JPEG (decode_seq) */
+    struct ip__jpeg_seq **seq_out;           /* header only: open codec_jpeg_seq.c on the file */
 };
 
 /* Everything between creating and destroying the decompressor; called after
@@ -479,6 +540,16 @@ static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
 
     if (rc)
         return rc;
+    if (job->seq_out) {
+        struct ip__jpeg_prog_frame f;
+
+        if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 ||
+            !ip__jpeg_prog_enabled() || fill_frame(cinfo, &f))
+            return PROG_RETRY;
+        return ip__jpeg_seq_open(&f, data, len, (size_t)(cinfo->src->next_input_byte - data), job->seq_out);
+    }
+    if (job->seq)
+        return decode_seq(cinfo, ctx, job->seq, job->skip, job->dst, err);
     if (job->shape) {
         memset(job->shape, 0, sizeof *job->shape);
         job->shape->width = cinfo->output_width;
@@ -564,7 +635,9 @@ static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts 
     if (j.prog && err)
         saved = *err;
     rc = run_once(data, len, opts, &j, out, err);
-    if (rc != PROG_RETRY)
+    if (rc == PROG_RETRY && job->seq)
+        return ip_error_set(err, IP_ECORRUPT, "JPEG strip not decoded by the sequential fast path");
+    if (rc != PROG_RETRY || job->seq_out)
         return rc;
     if (err)
         *err = saved;
@@ -575,7 +648,7 @@ static int run_job(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip_image *shape,
                    struct ip_error *err)
 {
-    struct job job = {shape, NULL, 0, 0, 0, NULL};
+    struct job job = {shape, NULL, 0, 0, 0, NULL, NULL, NULL};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
@@ -583,7 +656,28 @@ int ip__jpeg_shape(const uint8_t *data, size_t len, const struct ip_decode_opts 
 int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
                          const struct ip_image *dst, int finish, struct ip_error *err)
 {
-    struct job job = {NULL, dst, skip, finish, 0, NULL};
+    struct job job = {NULL, dst, skip, finish, 0, NULL, NULL, NULL};
+
+    return run_job(data, len, opts, &job, NULL, err);
+}
+
+int ip__jpeg_seq_new(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, struct ip__jpeg_seq **out)
+{
+    struct ip_image shape;
+    struct job job = {&shape, NULL, 0, 0, 0, NULL, NULL, out};
+    struct ip_error err;
+
+    *out = NULL;
+    ip_error_clear(&err);
+    return run_job(data, len, opts, &job, NULL, &err) || !*out ? 1 : 0;
+}
+
+int ip__jpeg_decode_seq_rows(const uint8_t *data, size_t len, const struct ip_decode_opts *opts, uint32_t skip,
+                             const struct ip_image *dst, const struct ip__jpeg_seq *seq,
+                             const struct ip__jpeg_seq_at *from, uint64_t skip_mcus, int last, struct ip_error *err)
+{
+    struct seq_strip st = {seq, *from, skip_mcus, last};
+    struct job job = {NULL, dst, skip, 0, 0, NULL, &st, NULL};
 
     return run_job(data, len, opts, &job, NULL, err);
 }
@@ -591,7 +685,7 @@ int ip__jpeg_decode_rows(const uint8_t *data, size_t len, const struct ip_decode
 int ip__jpeg_decode(const uint8_t *data, size_t len, const struct ip_decode_opts *opts,
                     const struct ip__strip_runner *runner, struct ip_image *out, struct ip_error *err)
 {
-    struct job job = {NULL, NULL, 0, 0, 0, runner};
+    struct job job = {NULL, NULL, 0, 0, 0, runner, NULL, NULL};
 
     return run_job(data, len, opts, &job, out, err);
 }

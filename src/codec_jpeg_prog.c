@@ -64,6 +64,7 @@
 
 #include "codec_internal.h"
 #include "codec_jpeg_prog.h"
+#include "codec_jpeg_bits.h"
 
 #if defined(__x86_64__) && defined(__GNUC__) && __has_attribute(target)
 #include <immintrin.h>
@@ -72,19 +73,8 @@
 #define HAVE_BMI2_CLONE 0
 #endif
 
-#define DECLINE 1
-#define LUT_BITS 10
 #define ZZ_BIT(k) (0x8000000000000000ull >> (k))   /* zigzag position k in a block's masks */
 #define MAX_SCANS 128   /* more scans than encoders write: such files go to libjpeg */
-
-/* Zigzag index to natural order (jpeg_natural_order). Callers never index
- * past 63. */
-static const uint8_t zz_natural[64] = {
-    0,  1,  8,  16, 9,  2,  3,  10, 17, 24, 32, 25, 18, 11, 4,  5,
-    12, 19, 26, 33, 40, 48, 41, 34, 27, 20, 13, 6,  7,  14, 21, 28,
-    35, 42, 49, 56, 57, 50, 43, 36, 29, 22, 15, 23, 30, 37, 44, 51,
-    58, 59, 52, 45, 38, 31, 39, 46, 53, 60, 61, 54, 47, 55, 62, 63,
-};
 
 /* zz_natural by mask bit: zz_by_bit[63 - k] = zz_natural[k]. */
 static const uint8_t zz_by_bit[64] = {
@@ -110,122 +100,8 @@ unsigned long ip__jpeg_prog_images(void)
     return atomic_load(&images_done);
 }
 
-/* ---- bit reader ---- */
-
-/* Entropy-coded data, MSB first, with 0xFF 0x00 read as 0xFF. At a marker
- * (0xFF then anything but 0x00) or the end of the data it stops, leaves p
- * at the marker and feeds zero bits, counted in pad: if the decoder ever
- * consumes them (n < pad), the data ran out where libjpeg would warn. */
-struct bits {
-    const uint8_t *p, *end;   /* next byte to load; end of the data */
-    uint64_t buf;             /* bits, MSB-aligned */
-    int n;                    /* bits in buf, data and padding */
-    int pad;                  /* zero bits appended after the data stopped */
-};
-
-static inline void refill_slow(struct bits *b)
-{
-    while (b->n <= 56) {
-        unsigned c = 0;
-        int data = 0;
-
-        if (b->pad == 0 && b->p < b->end) {
-            c = *b->p;
-            if (c != 0xFF) {
-                b->p++;
-                data = 1;
-            } else if (b->end - b->p >= 2 && b->p[1] == 0x00) {
-                b->p += 2;
-                data = 1;
-            }
-        }
-        if (!data) {   /* a marker or the end: stop before it */
-            c = 0;
-            if (b->pad < (1 << 20))
-                b->pad += 8;   /* saturates: once over 64 it stays over n */
-        }
-        b->buf |= (uint64_t)c << (56 - b->n);
-        b->n += 8;
-    }
-}
-
-/* Leaves at least 57 bits in the buffer. */
-static inline void refill(struct bits *b)
-{
-    if (b->pad == 0 && b->end - b->p >= 8) {
-        uint64_t w = __builtin_bswap64(ip__le64(b->p)), x = ~w;   /* big-endian */
-
-        if (!((x - 0x0101010101010101ull) & ~x & 0x8080808080808080ull)) {   /* no 0xFF byte */
-            int take = (64 - b->n) >> 3;
-
-            b->buf |= (w >> (64 - 8 * take)) << (64 - 8 * take - b->n);
-            b->p += take;
-            b->n += 8 * take;
-            return;
-        }
-    }
-    refill_slow(b);
-}
-
-/* 1 <= k <= 63: refills as needed. */
-static inline uint64_t get_bits_long(struct bits *b, int k)
-{
-    uint64_t v = 0;
-
-    if (k > 56) {
-        if (b->n < 32)
-            refill(b);
-        v = (uint64_t)(b->buf >> 32) << (k - 32);
-        b->buf <<= 32;
-        b->n -= 32;
-        k -= 32;
-    }
-    if (b->n < k)
-        refill(b);
-    v |= b->buf >> (64 - k);
-    b->buf <<= k;
-    b->n -= k;
-    return v;
-}
-
-/* 1 <= k <= 32, k <= b->n. */
-static inline uint32_t get_bits(struct bits *b, int k)
-{
-    uint32_t v = (uint32_t)(b->buf >> (64 - k));
-
-    b->buf <<= k;
-    b->n -= k;
-    return v;
-}
-
-/* libjpeg's HUFF_EXTEND: the s-bit value r as a signed coefficient. */
-static inline int extend(uint32_t r, int s)
-{
-    return r < (1u << (s - 1)) ? (int)r - (1 << s) + 1 : (int)r;
-}
-
-/* ---- Huffman tables ---- */
-
-struct table_def {
-    uint8_t bits[17];    /* codes of each length 1..16 */
-    uint8_t vals[256];
-    int defined;
-};
-
-struct huff {
-    uint16_t lut[1 << LUT_BITS];   /* (length << 8) | symbol for codes of at most
-                                    * LUT_BITS bits, by their first LUT_BITS bits;
-                                    * 0: a longer code (or none) */
-    int32_t fast_ac[1 << LUT_BITS];   /* AC tables: for a code and its extra bits
-                                       * within LUT_BITS, (value << 16) | (run << 8)
-                                       * | bits used; 0: decode the long way */
-    int32_t maxcode[18];           /* largest code of each length, -1 if none */
-    int32_t valoff[17];            /* symbol of code c of length l: vals[c + valoff[l]] */
-    uint8_t vals[256];
-};
-
 /* jdhuff.c's jpeg_make_d_derived_tbl, with its checks: -1 where it fails. */
-static int huff_build(struct huff *h, const struct table_def *t, int is_dc)
+int ip__jpeg_huff_build(struct huff *h, const struct table_def *t, int is_dc)
 {
     uint8_t size[257];
     uint32_t code[257], c = 0;
@@ -298,42 +174,6 @@ static int huff_build(struct huff *h, const struct table_def *t, int is_dc)
     return 0;
 }
 
-/* The next symbol; -1 for a code libjpeg calls corrupt. Needs b->n >= 16. */
-static inline int huff_decode(struct bits *b, const struct huff *h)
-{
-    unsigned e = h->lut[b->buf >> (64 - LUT_BITS)];
-    int l;
-
-    if (e) {
-        b->buf <<= e >> 8;
-        b->n -= (int)(e >> 8);
-        return (int)(e & 0xFF);
-    }
-    for (l = LUT_BITS + 1; l <= 16; l++) {
-        int32_t c = (int32_t)(b->buf >> (64 - l));
-
-        if (c <= h->maxcode[l]) {
-            b->buf <<= l;
-            b->n -= l;
-            return h->vals[c + h->valoff[l]];
-        }
-    }
-    return -1;
-}
-
-/* An AC symbol: returns its size (the low 4 bits) and puts its run in *r;
- * -1 for a bad code. */
-static inline int next_symbol(struct bits *b, const struct huff *h, int *r)
-{
-    int rs;
-
-    if (b->n < 32)
-        refill(b);
-    rs = huff_decode(b, h);
-    *r = rs >> 4;
-    return rs < 0 ? -1 : rs & 15;
-}
-
 /* ---- decoder ---- */
 
 /* One scan: its header, its tables and where its data is, fixed by
@@ -354,6 +194,11 @@ struct scan {
     unsigned eobrun;
     unsigned togo;                /* MCUs until the next restart marker */
     unsigned next_rst;            /* number of that marker, 0..7 */
+    /* A sequential scan (ip__jpeg_prog_open_seq): all of it in one pass. */
+    const struct ip__jpeg_seq_scan *seq;
+    uint32_t seq_dc[4];           /* DC predictions */
+    uint64_t seq_skip;            /* MCUs to pass before the first row */
+    int seq_last;                 /* the rows end the scan: the data must end at EOI */
 };
 
 struct ip__jpeg_prog {
@@ -367,6 +212,7 @@ struct ip__jpeg_prog {
     uint32_t next_row;            /* the iMCU row after the one in the buffers */
     int (*ac_refine)(struct scan *, JBLOCKROW, uint64_t *, uint32_t);   /* this CPU's refinement decoder */
     JBLOCKROW row_ptrs[4][4];     /* per component, its v block rows in blocks[] */
+    unsigned needed;              /* bit c: libjpeg's output reads component c */
     JBLOCK *blocks[4];            /* per component: v rows of cols blocks */
     uint64_t *nz[4];              /* per block of blocks[]: ZZ_BIT(k) set when
                                    * zigzag coefficient k (1..63) is nonzero */
@@ -556,12 +402,6 @@ static size_t segment_end(const struct ip__jpeg_prog *p, const struct bits *b)
     return (size_t)(b->p - p->data);
 }
 
-static void bits_start(struct bits *b, const uint8_t *data, size_t pos, size_t end)
-{
-    memset(b, 0, sizeof *b);
-    b->p = data + pos;
-    b->end = data + end;
-}
 
 /* Per MCU: the restart marker due before it, if any. */
 static int restart_check(const struct ip__jpeg_prog *p, struct scan *sc)
@@ -651,6 +491,55 @@ static int scan_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
     return 0;
 }
 
+/* Decodes iMCU row `row` of a sequential scan into the row buffers. */
+static int seq_row(struct ip__jpeg_prog *p, struct scan *sc, uint32_t row)
+{
+    const struct ip__jpeg_seq_scan *q = sc->seq;
+    const struct ip__jpeg_prog_frame *f = &p->f;
+    struct bits br = sc->br, *b = &br;
+    uint32_t *dc = sc->seq_dc;
+
+    for (; sc->seq_skip; sc->seq_skip--)
+        if (seq_mcu_skip(b, q, dc, 0))
+            return DECLINE;
+    if (q->ncomp > 1) {
+        for (uint32_t mx = 0; mx < p->mcux; mx++) {
+            for (int s = 0; s < q->ncomp; s++) {
+                const struct ip__jpeg_prog_comp *c = &f->comp[q->comp[s]];
+                JBLOCKARRAY rows = p->row_ptrs[q->comp[s]];
+                int keep = p->needed >> q->comp[s] & 1;
+
+                for (int y = 0; y < c->v; y++)
+                    for (int x = 0; x < c->h; x++)
+                        if (seq_block(b, q->dc[s], q->ac[s], &dc[s],
+                                      keep ? rows[y][mx * (uint32_t)c->h + (uint32_t)x] : NULL, 0))
+                            return DECLINE;
+            }
+        }
+    } else {
+        const struct ip__jpeg_prog_comp *c = &f->comp[q->comp[0]];
+        uint32_t y0 = row * (uint32_t)c->v, y1 = y0 + (uint32_t)c->v < c->bh ? y0 + (uint32_t)c->v : c->bh;
+
+        for (uint32_t y = y0; y < y1; y++) {
+            JBLOCKROW blocks = p->row_ptrs[q->comp[0]][y - y0];
+
+            for (uint32_t bx = 0; bx < c->bw; bx++)
+                if (seq_block(b, q->dc[0], q->ac[0], &dc[0], blocks[bx], 0))
+                    return DECLINE;
+        }
+    }
+    sc->br = br;
+    if (b->n < b->pad)
+        return DECLINE;   /* the data ran out: libjpeg would warn */
+    if (row + 1 == p->mcuy && sc->seq_last) {
+        if (b->n < 57)
+            refill(b);
+        if (segment_end(p, b) != q->end)
+            return DECLINE;   /* whole bytes left before EOI */
+    }
+    return 0;
+}
+
 int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row)
 {
     int c, s;
@@ -662,11 +551,14 @@ int ip__jpeg_prog_row(struct ip__jpeg_prog *p, uint32_t row)
     for (c = 0; c < p->f.ncomp; c++) {
         const struct ip__jpeg_prog_comp *pc = &p->f.comp[c];
 
+        if (!(p->needed >> c & 1))
+            continue;   /* a sequential scan leaves it alone */
         memset(p->blocks[c], 0, (size_t)pc->v * pc->cols * sizeof(JBLOCK));
-        memset(p->nz[c], 0, (size_t)pc->v * pc->cols * sizeof(uint64_t));
+        if (!p->scans[0].seq)
+            memset(p->nz[c], 0, (size_t)pc->v * pc->cols * sizeof(uint64_t));
     }
     for (s = 0; s < p->nscans; s++)
-        if (scan_row(p, &p->scans[s], row))
+        if (p->scans[s].seq ? seq_row(p, &p->scans[s], row) : scan_row(p, &p->scans[s], row))
             return DECLINE;
     if (++p->next_row == p->mcuy)
         atomic_fetch_add_explicit(&images_done, 1, memory_order_relaxed);
@@ -754,7 +646,7 @@ static int parse_sos(const struct ip__jpeg_prog_frame *f, struct parse *ps, stru
         if (dc && sc->Ah != 0)
             continue;   /* DC refinement uses no table */
         t = dc ? tsel[i] >> 4 : tsel[i] & 15;
-        if (t >= NUM_HUFF_TBLS || huff_build(&huff[i], dc ? &ps->dc[t] : &ps->ac[t], dc))
+        if (t >= NUM_HUFF_TBLS || ip__jpeg_huff_build(&huff[i], dc ? &ps->dc[t] : &ps->ac[t], dc))
             return DECLINE;
         sc->has_table |= 1u << i;
     }
@@ -872,7 +764,7 @@ static int parse_file(struct ip__jpeg_prog *p, struct parse *ps, size_t at)
 }
 
 /* Finds the SOS segment whose data starts at `scan` (libjpeg stopped there). */
-static int find_first_sos(const uint8_t *data, size_t scan, size_t *sos)
+int ip__jpeg_find_sos(const uint8_t *data, size_t scan, size_t *sos)
 {
     unsigned n;
 
@@ -913,7 +805,7 @@ static int open_file(struct ip__jpeg_prog *p, size_t scan)
     }
     for (c = 0; c < f->ncomp; c++)
         memset(ps->coef_bits[c], 0xFF, sizeof ps->coef_bits[c]);   /* -1 */
-    rc = find_first_sos(p->data, scan, &sos) ? DECLINE : parse_file(p, ps, sos);
+    rc = ip__jpeg_find_sos(p->data, scan, &sos) ? DECLINE : parse_file(p, ps, sos);
     /* libjpeg decodes the first scan itself before stopping (codec_jpeg.c):
      * it must be a DC first scan of every component, so that libjpeg
      * latches every component's quantisation table then. */
@@ -958,26 +850,27 @@ void ip__jpeg_prog_close(struct ip__jpeg_prog *p)
     free(p);
 }
 
-int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
-                       struct ip__jpeg_prog **out)
+/* A decoder with row buffers for frame f, no scans yet: 0, DECLINE or
+ * IP_ENOMEM. */
+static int prog_new(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len,
+                    struct ip__jpeg_prog **out)
 {
     struct ip__jpeg_prog *p;
-    int c, y, rc;
+    int c, y, rc = 0;
 
     *out = NULL;
-    if (!ip__switch_get(&fast_switch) || f->ncomp < 1 || f->ncomp > 4 || scan >= len || f->max_h < 1 ||
-        f->max_v < 1)
+    if (!ip__switch_get(&fast_switch) || f->ncomp < 1 || f->ncomp > 4 || f->max_h < 1 || f->max_v < 1)
         return DECLINE;
     p = calloc(1, sizeof *p);
     if (!p)
         return IP_ENOMEM;
     p->f = *f;
+    p->needed = 0xF;
     p->ac_refine = refine_for_cpu(ip__switch_get(&fast_switch));
     p->data = data;
     p->len = len;
     p->mcux = (f->width + 8u * (uint32_t)f->max_h - 1) / (8u * (uint32_t)f->max_h);
     p->mcuy = (f->height + 8u * (uint32_t)f->max_v - 1) / (8u * (uint32_t)f->max_v);
-    rc = 0;
     for (c = 0; c < f->ncomp && !rc; c++) {
         const struct ip__jpeg_prog_comp *pc = &f->comp[c];
 
@@ -995,14 +888,66 @@ int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data,
         for (y = 0; y < pc->v && !rc; y++)
             p->row_ptrs[c][y] = p->blocks[c] + (size_t)y * pc->cols;
     }
-    if (!rc)
-        rc = open_file(p, scan);
     if (rc) {
         ip__jpeg_prog_close(p);
         return rc;
     }
     *out = p;
     return 0;
+}
+
+int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
+                       struct ip__jpeg_prog **out)
+{
+    int rc = scan < len ? prog_new(f, data, len, out) : DECLINE;
+
+    if (!rc)
+        rc = open_file(*out, scan);
+    if (rc) {
+        ip__jpeg_prog_close(*out);
+        *out = NULL;
+    }
+    return rc;
+}
+
+int ip__jpeg_prog_open_seq(const struct ip__jpeg_prog_frame *f, const struct ip__jpeg_seq *s,
+                           const struct ip__jpeg_seq_at *from, uint64_t skip, int last, struct ip__jpeg_prog **out)
+{
+    const struct ip__jpeg_seq_scan *q = ip__jpeg_seq_scan(s);
+    struct scan *sc;
+    int rc = q->ncomp == f->ncomp ? prog_new(f, q->data, q->len, out) : DECLINE;
+
+    if (!rc)
+        rc = add_scan(*out);
+    if (rc) {
+        ip__jpeg_prog_close(*out);
+        *out = NULL;
+        return rc;
+    }
+    sc = &(*out)->scans[0];
+    memset(sc, 0, sizeof *sc);
+    sc->seq = q;
+    bits_start(&sc->br, q->data, (size_t)(from->pos >> 3), q->end);
+    if (from->pos & 7) {
+        refill(&sc->br);
+        get_bits(&sc->br, (int)(from->pos & 7));
+    }
+    memcpy(sc->seq_dc, from->dc, sizeof sc->seq_dc);
+    sc->seq_skip = skip;
+    sc->seq_last = last;
+    (*out)->nscans = 1;
+    return 0;
+}
+
+void ip__jpeg_prog_seq_needed(struct ip__jpeg_prog *p, unsigned mask)
+{
+    if (p->nscans == 1 && p->scans[0].seq)
+        p->needed = mask;
+}
+
+int ip__jpeg_prog_enabled(void)
+{
+    return ip__switch_get(&fast_switch) != 0;
 }
 
 size_t ip__jpeg_prog_first_end(const struct ip__jpeg_prog *p)

@@ -12,10 +12,14 @@
  * a multiple of the MCU height, fixed by the image alone (never by -j), and
  * bounded so that the restart interval fits in 16 bits. Images with fewer
  * than IP_PNG_STRIP_MIN bytes of pixels are encoded whole. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include <jpeglib.h>
+
 #include "codec_internal.h"
+#include "codec_jpeg_prog.h"
 
 #define STRIP_TARGET (4u << 20)
 
@@ -180,7 +184,7 @@ int ip__jpeg_write(const struct ip_image *img, int quality, const struct ip__str
     return rc;
 }
 
-/* Strip-parallel decoding of JPEGs with restart markers.
+/* Strip-parallel decoding of sequential JPEGs.
  *
  * DESIGN: in a sequential (baseline or extended Huffman) JPEG with one
  * interleaved scan and a restart interval of whole MCU rows, each restart
@@ -198,10 +202,17 @@ int ip__jpeg_write(const struct ip_image *img, int quality, const struct ip__str
  * which has no row above in a whole decode either. Every row is written by
  * one strip exactly as a whole-image decode makes it, and no strip decodes
  * the segment above its own. The strip layout depends only on the file.
+ * Without a restart interval a strip is a run of MCU rows (one segment
+ * per MCU row) and nothing in the file says where its data starts:
+ * codec_jpeg_seq.c finds that by speculative decoding, in two phases of
+ * tasks the caller runs on its team (ip__jpeg_plan_prep), and each strip
+ * is then decoded by codec_jpeg.c from the file's headers (the strip's
+ * height in SOF) with its coefficients from codec_jpeg_prog.c, decoded
+ * from the bit where the strip's MCUs start (ip__jpeg_decode_seq_rows).
  * Anything unusual (progressive or arithmetic coding, several scans, CMYK,
- * no restart interval or one that does not end MCU rows, RST markers
- * missing or out of order, no EOI, under IP_PNG_STRIP_MIN bytes decoded)
- * gets no plan and is decoded whole, which also gives corrupt and
+ * a restart interval that does not end MCU rows, RST markers missing or
+ * out of order, no EOI, under IP_PNG_STRIP_MIN bytes decoded, strips not
+ * found) gets no plan and is decoded whole, which also gives corrupt and
  * truncated files their usual errors; a strip that fails makes the caller
  * decode the file whole for the same reason. */
 struct ip__jpeg_plan {
@@ -217,6 +228,11 @@ struct ip__jpeg_plan {
     uint32_t strip_segs;     /* segments per strip */
     uint32_t nstrips;
     int overlap;             /* colour: a strip's first row is written by the strip above */
+    /* No restart markers (codec_jpeg_seq.c): a segment is one MCU row. */
+    struct ip__jpeg_seq *seq;
+    int prepared;                   /* ip__jpeg_plan_ready said yes */
+    struct ip__jpeg_seq_at *starts; /* per strip: the known state before its first MCU ... */
+    uint64_t *skips;                /* ... and the MCUs from there to it */
 };
 
 #define DECODE_STRIP_TARGET (4u << 20)
@@ -275,8 +291,8 @@ static int plan_headers(struct ip__jpeg_plan *pl, uint32_t *mcu_w, uint32_t *mcu
         }
         i += 2 + seglen;
     }
-    if (!restart || be16(d + pl->sof_height) == 0)
-        return -1;
+    if (be16(d + pl->sof_height) == 0)
+        return -1;   /* DNL: the height comes after the scan */
     *mcu_w = 8 * hmax;
     *mcu_h = 8 * vmax;
     *interval = restart;
@@ -331,6 +347,9 @@ void ip__jpeg_plan_free(struct ip__jpeg_plan *pl)
         return;
     free(pl->seg_start);
     free(pl->seg_end);
+    ip__jpeg_seq_close(pl->seq);
+    free(pl->starts);
+    free(pl->skips);
     free(pl);
 }
 
@@ -359,15 +378,26 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
         goto no;
     per_row = (pl->shape.width + mcu_w - 1) / mcu_w;
     rows_mcu = (pl->shape.height + mcu_h - 1) / mcu_h;
-    if (interval % per_row != 0)
-        goto no;
-    seg_rows = interval / per_row;
-    pl->seg_px = seg_rows * mcu_h;
-    pl->nseg = (rows_mcu + seg_rows - 1) / seg_rows;
-    pl->seg_start = malloc(pl->nseg * sizeof *pl->seg_start);
-    pl->seg_end = malloc(pl->nseg * sizeof *pl->seg_end);
-    if (!pl->seg_start || !pl->seg_end || plan_segments(pl) != 0)
-        goto no;
+    if (interval == 0) {
+        /* No restart markers: strips of MCU rows, whose starts phases of
+         * speculative decoding find (ip__jpeg_plan_prep). */
+        if (ip__jpeg_seq_new(data, len, &pl->opts, &pl->seq) != 0 ||
+            ip__jpeg_seq_mcus_per_row(pl->seq) != per_row)
+            goto no;
+        pl->seg_px = mcu_h;
+        pl->nseg = rows_mcu;
+    } else {
+        if (interval % per_row != 0)
+            goto no;
+        seg_rows = interval / per_row;
+        pl->seg_px = seg_rows * mcu_h;
+        pl->nseg = (rows_mcu + seg_rows - 1) / seg_rows;
+        pl->seg_start = malloc(pl->nseg * sizeof *pl->seg_start);
+        pl->seg_end = malloc(pl->nseg * sizeof *pl->seg_end);
+        if (!pl->seg_start || !pl->seg_end || plan_segments(pl) != 0)
+            goto no;
+        pl->prepared = 1;
+    }
     /* About DECODE_STRIP_TARGET bytes of output per strip, and at least 4
      * segments once there are 16 strips or more, since each colour strip
      * also decodes the first MCU row below it. */
@@ -387,6 +417,50 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
 no:
     ip__jpeg_plan_free(pl);
     return NULL;
+}
+
+uint32_t ip__jpeg_plan_prep_count(const struct ip__jpeg_plan *pl)
+{
+    return pl->seq && !pl->prepared ? ip__jpeg_seq_chunks(pl->seq) : 0;
+}
+
+int ip__jpeg_plan_prep(struct ip__jpeg_plan *pl, int phase, uint32_t k)
+{
+    return ip__jpeg_seq_find(pl->seq, phase, k);
+}
+
+int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl)
+{
+    uint32_t per_row;
+
+    if (pl->prepared)
+        return 0;
+    if (!pl->seq || ip__jpeg_seq_finish(pl->seq) != 0)
+        return 1;
+    pl->starts = malloc(pl->nstrips * sizeof *pl->starts);
+    pl->skips = malloc(pl->nstrips * sizeof *pl->skips);
+    if (!pl->starts || !pl->skips)
+        return 1;
+    per_row = ip__jpeg_seq_mcus_per_row(pl->seq);
+    for (uint32_t k = 0; k < pl->nstrips; k++) {
+        int64_t first = (int64_t)k * pl->strip_segs * per_row;
+
+        ip__jpeg_seq_locate(pl->seq, first, &pl->starts[k]);
+        pl->skips[k] = (uint64_t)(first - pl->starts[k].mcu);
+    }
+    pl->prepared = 1;
+    return 0;
+}
+
+int ip__jpeg_plan_prepare(struct ip__jpeg_plan *pl)
+{
+    uint32_t n = ip__jpeg_plan_prep_count(pl);
+
+    for (int phase = 0; phase < 2; phase++)
+        for (uint32_t k = 0; k < n; k++)
+            if (ip__jpeg_plan_prep(pl, phase, k) != 0)
+                return 1;
+    return ip__jpeg_plan_ready(pl);
 }
 
 uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl)
@@ -410,7 +484,7 @@ int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struc
     int rc;
 
     if (k >= pl->nstrips || img->width != pl->shape.width || img->height != pl->shape.height ||
-        img->channels != pl->shape.channels)
+        img->channels != pl->shape.channels || !pl->prepared)
         return ip_error_set(err, IP_EINVAL, "JPEG strip %u does not fit the image", k);
     if (s1 > pl->nseg)
         s1 = pl->nseg;
@@ -423,6 +497,25 @@ int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struc
     first = pl->overlap && k > 0 ? y0 + 1 : y0;
     last = pl->overlap && s1 < pl->nseg ? y1 + 1 : y1;
 
+    if (pl->seq) {
+        /* The headers with the strip's height, and EOI for the scan. */
+        rc = ip__buf_reserve(&jpg, pl->scan + 2, err);
+        if (rc)
+            return rc;
+        memcpy(jpg.data, pl->data, pl->scan);
+        jpg.data[pl->sof_height] = (uint8_t)((ye1 - y0) >> 8);
+        jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - y0);
+        jpg.data[pl->scan] = 0xFF;
+        jpg.data[pl->scan + 1] = 0xD9;
+        jpg.len = pl->scan + 2;
+        view = *img;
+        view.pixels = img->pixels + (size_t)first * img->stride;
+        view.height = last - first;
+        rc = ip__jpeg_decode_seq_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, pl->seq, &pl->starts[k],
+                                      pl->skips[k], e1 == pl->nseg, err);
+        ip_buf_free(&jpg);
+        return rc;
+    }
     need = pl->scan + (pl->seg_end[e1 - 1] - pl->seg_start[s0]) + 2;
     rc = ip__buf_reserve(&jpg, need, err);
     if (rc)

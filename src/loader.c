@@ -14,10 +14,11 @@
  * (ip__writer_finish) with its own scratch and output buffer; any other
  * goes on to the dispatcher. The last loader to finish closes the load
  * queue; cancellation makes every blocking call return IP_EINTR.
- * A huge JPEG with restart markers is decoded by a strip team (decode_team),
- * and a huge PNG that imgpar wrote in strips is inflated by one (the decoder
- * is lent run_strips). A huge image decoded on one core (any other PNG; a
- * JPEG without restart markers, or progressive) would spend about a fifth
+ * A huge sequential JPEG is decoded by a strip team (decode_team; without
+ * restart markers the team first finds where its strips start), and a
+ * huge PNG that imgpar wrote in strips is inflated by one (the decoder is
+ * lent run_strips). A huge image decoded on one core (any other PNG; a
+ * progressive JPEG) would spend about a fifth
  * of its decode in the kernel, clearing the fresh pages it writes: a
  * prefault helper (below) does that on an idle core, ahead of the decoder.
  * When the loaders together could hold much input at once (IP__HELD_MAX),
@@ -242,8 +243,24 @@ static int decode_strip(void *ctx, uint32_t k, struct ip_error *err)
     return ip__jpeg_plan_decode(d->plan, k, &d->img, err);
 }
 
-/* A huge JPEG with restart markers is decoded by a strip team (team.c,
- * codec_jpeg_strips.c), with the same pixels as a whole decode. Returns 0
+/* A phase of finding the strips of a JPEG without restart markers. */
+struct plan_prep {
+    struct ip__jpeg_plan *plan;
+    int phase;
+};
+
+static int prep_task(void *ctx, uint32_t k, struct ip_error *err)
+{
+    struct plan_prep *pp = ctx;
+    int rc = ip__jpeg_plan_prep(pp->plan, pp->phase, k);
+
+    return rc < 0 ? ip_error_set(err, rc, "out of memory finding JPEG strips") : 0;
+}
+
+/* A huge sequential JPEG is decoded by a strip team (team.c,
+ * codec_jpeg_strips.c), with the same pixels as a whole decode; without
+ * restart markers the team first finds where the strips start
+ * (codec_jpeg_seq.c: two phases, one task per chunk). Returns 0
  * (decoded into item->src), IP_EINTR, or 1: decode it whole, because the
  * file has no plan or a strip failed (the whole decode then gives the
  * file's usual error). The caller holds a CPU token. */
@@ -260,7 +277,18 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
         return 1;
     shape = ip__jpeg_plan_shape(plan);
     ip_error_clear(&err);
-    rc = ip__pixels_alloc(opts, &d.img, shape.width, shape.height, shape.channels, &err);
+    rc = 0;
+    for (int phase = 0; phase < 2 && rc == 0 && ip__jpeg_plan_prep_count(plan); phase++) {
+        struct plan_prep pp = {plan, phase};
+
+        rc = ip__team_run(p, item, IP_STAGE_DECODE, ip__jpeg_plan_prep_count(plan), prep_task, &pp, &err);
+    }
+    if (rc == 0 && ip__jpeg_plan_ready(plan) != 0) {
+        ip__jpeg_plan_free(plan);
+        return atomic_load(&p->cancelled) ? ip_error_set(&item->err, IP_EINTR, "interrupted") : 1;
+    }
+    if (rc == 0)
+        rc = ip__pixels_alloc(opts, &d.img, shape.width, shape.height, shape.channels, &err);
     if (rc == 0)
         rc = ip__team_run(p, item, IP_STAGE_DECODE, ip__jpeg_plan_count(plan), decode_strip, &d, &err);
     ip__jpeg_plan_free(plan);

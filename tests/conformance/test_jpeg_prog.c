@@ -169,6 +169,8 @@ static uint8_t *make_pixels(int w, int h, int comps, uint32_t seed)
     return p;
 }
 
+static int enc_optimize;   /* write_jpeg: optimised Huffman tables */
+
 /* A progressive JPEG of w x h in layout lay (baseline for SCRIPT_COUNT);
  * restart: 0 none, > 0 MCUs, -1 one MCU row. malloc'd; *len its size. */
 static uint8_t *write_jpeg(const struct layout *lay, int w, int h, int quality, enum script script, int restart,
@@ -200,6 +202,7 @@ static uint8_t *write_jpeg(const struct layout *lay, int w, int h, int quality, 
         cinfo.comp_info[c].v_samp_factor = lay->v[c];
     }
     jpeg_set_quality(&cinfo, quality, TRUE);
+    cinfo.optimize_coding = enc_optimize ? TRUE : FALSE;
     if (restart > 0)
         cinfo.restart_interval = (unsigned)restart;
     else if (restart < 0)
@@ -510,6 +513,10 @@ static int strips_match(const char *what, const uint8_t *jpg, size_t len, int gr
     ip__png_strip_min = 0;   /* plan even small files */
     plan = ip__jpeg_plan_strips(jpg, len, &opts);
     ip__png_strip_min = saved;
+    if (plan && ip__jpeg_plan_prepare(plan) != 0) {
+        ip__jpeg_plan_free(plan);
+        plan = NULL;
+    }
     if (!plan)
         return 0;
     img = ip__jpeg_plan_shape(plan);
@@ -600,6 +607,130 @@ static int run_gray(void)
     return test_finish("jpeg_gray");
 }
 
+/* ---- sequential JPEGs without restart markers, by strips ---- */
+
+/* The strips of a sequential JPEG without restart markers, found by
+ * speculative decoding in chunks of `chunk` bytes (codec_jpeg_seq.c):
+ * 0 when they were planned and decoded (in reverse order) to exactly
+ * ip_decode's pixels with the fast paths off (libjpeg alone); 1 when no
+ * plan; 2 when the plan failed (prepare or a strip). Mismatches fail. */
+static int seq_strips(const char *what, const uint8_t *jpg, size_t len, size_t chunk, int luma, int gray)
+{
+    struct ip_decode_opts opts;
+    struct ip__jpeg_plan *plan;
+    struct result whole;
+    struct ip_image img;
+    struct ip_error err;
+    size_t saved = ip__png_strip_min, saved_chunk = ip__jpeg_seq_chunk;
+    int rc = 0;
+
+    ip_decode_opts_default(&opts);
+    opts.jpeg_luma_only = luma;
+    opts.gray = gray;
+    ip__png_strip_min = 0;
+    ip__jpeg_seq_chunk = chunk;
+    plan = ip__jpeg_plan_strips(jpg, len, &opts);
+    ip__png_strip_min = saved;
+    if (!plan) {
+        ip__jpeg_seq_chunk = saved_chunk;
+        return 1;
+    }
+    rc = ip__jpeg_plan_prepare(plan) ? 2 : 0;
+    ip__jpeg_seq_chunk = saved_chunk;
+    decode_with(jpg, len, 0, 0, luma, gray, &whole);
+    img = ip__jpeg_plan_shape(plan);
+    img.stride = (size_t)img.width * img.channels;
+    img.pixels = malloc(img.stride * img.height + 1);
+    if (!img.pixels)
+        exit(99);
+    for (uint32_t k = ip__jpeg_plan_count(plan); k-- > 0 && rc == 0;)
+        if (ip__jpeg_plan_decode(plan, k, &img, &err) != 0)
+            rc = 2;
+    if (rc == 0) {
+        CHECK(whole.rc == 0, "%s: strips decoded a file that ip_decode fails: %s", what, whole.err.msg);
+        CHECK(whole.rc != 0 || same_pixels(&img, &whole.img), "%s: strips differ from the whole decode", what);
+    }
+    free(img.pixels);
+    ip_image_free(&whole.img);
+    ip__jpeg_plan_free(plan);
+    return rc;
+}
+
+/* Baseline files without restart markers: every layout with one or three
+ * components, sizes up to 1000x333, qualities 30 to 100, standard and
+ * optimised Huffman tables, chunks of 64 bytes to 64 KiB, RGB, luma-only
+ * and gray output: each is planned and its strips give libjpeg's pixels.
+ * Then damaged and truncated copies: the strips never give pixels where
+ * ip_decode fails or differs. */
+static int run_seq(void)
+{
+    static const int seq_sizes[][2] = {{16, 16}, {67, 45}, {203, 131}, {640, 480}, {1000, 333}};
+    static const size_t chunks[] = {4096, 65536};
+    unsigned files = 0, planned = 0, failed = 0, damaged = 0, damaged_ok = 0;
+
+    for (size_t l = 0; l < NLAYOUTS; l++) {
+        if (layouts[l].ncomp == 4)
+            continue;   /* CMYK: no plan (see codec_jpeg_strips.c) */
+        for (size_t s = 0; s < sizeof seq_sizes / sizeof seq_sizes[0]; s++) {
+            for (int opt = 0; opt <= 1; opt++, files++) {
+                int q = qualities[(s + (size_t)opt) % 4];
+                size_t len;
+                uint8_t *jpg;
+                char what[160];
+
+                enc_optimize = opt;
+                jpg = write_jpeg(&layouts[l], seq_sizes[s][0], seq_sizes[s][1], q, SCRIPT_COUNT, 0,
+                                 (uint32_t)(files + 7), &len);
+                enc_optimize = 0;
+                for (size_t c = 0; c < sizeof chunks / sizeof chunks[0]; c++) {
+                    for (int out = 0; out < 3; out++) {
+                        int luma = out == 1 && layouts[l].jpeg != JCS_RGB, gray = out == 2 ? 601 : 0, rc;
+
+                        snprintf(what, sizeof what, "%s %dx%d q%d%s chunk %zu out %d", layouts[l].name,
+                                 seq_sizes[s][0], seq_sizes[s][1], q, opt ? " optimised" : "", chunks[c], out);
+                        rc = seq_strips(what, jpg, len, chunks[c], luma, gray);
+                        CHECK(rc != 1 || s == 0, "%s: no plan", what);   /* 16x16: one MCU row */
+                        planned += rc == 0;
+                        failed += rc == 2;
+                        if (rc == 2)
+                            printf("not planned: %s\n", what);
+                    }
+                }
+                if (s == 2 || s == 3) {
+                    uint8_t *m = malloc(len);
+
+                    if (!m)
+                        exit(99);
+                    for (int i = 0; i < 24; i++) {
+                        size_t cut = len / 2 + rng() % (len / 2);
+
+                        memcpy(m, jpg, len);
+                        if (i % 3 == 0) {
+                            snprintf(what, sizeof what, "%s %dx%d cut at %zu", layouts[l].name, seq_sizes[s][0],
+                                     seq_sizes[s][1], cut);
+                            damaged_ok += seq_strips(what, m, cut, 4096, 0, 0) == 0;
+                        } else {
+                            for (int k = 0; k < 1 + i % 4; k++)
+                                m[len / 4 + rng() % (len - len / 4 - 2)] = (uint8_t)(i % 5 == 0 ? 0xFF : rng());
+                            snprintf(what, sizeof what, "%s %dx%d damage %d", layouts[l].name, seq_sizes[s][0],
+                                     seq_sizes[s][1], i);
+                            damaged_ok += seq_strips(what, m, len, 4096, i % 2, 0) == 0;
+                        }
+                        damaged++;
+                    }
+                    free(m);
+                }
+                free(jpg);
+            }
+        }
+    }
+    printf("%u files, %u strip decodes, %u declined; %u damaged copies, %u decoded by strips\n", files, planned,
+           failed, damaged, damaged_ok);
+    CHECK(failed == 0, "%u strip decodes of intact files declined", failed);
+    CHECK(planned > 0, "no file was decoded by strips");
+    return test_finish("jpeg_seq_strips");
+}
+
 int main(int argc, char **argv)
 {
     if (argc == 2 && strcmp(argv[1], "files") == 0)
@@ -608,6 +739,8 @@ int main(int argc, char **argv)
         return run_mutations();
     if (argc == 2 && strcmp(argv[1], "gray") == 0)
         return run_gray();
-    fprintf(stderr, "usage: test_jpeg_prog files|mutations|gray\n");
+    if (argc == 2 && strcmp(argv[1], "seq") == 0)
+        return run_seq();
+    fprintf(stderr, "usage: test_jpeg_prog files|mutations|gray|seq\n");
     return 2;
 }

@@ -4,8 +4,10 @@
  *
  * Differential check of the strip decoder (codec_jpeg_strips.c), with the
  * size threshold at zero so that every file with a plan is decoded by
- * strips, one restart segment each: whenever all strips decode, the whole
- * decode (strict, same options) must have succeeded with the same pixels.
+ * strips, one restart segment each (or, without restart markers, strips
+ * whose starts speculative decoding found in chunks of 2 KiB): whenever
+ * all strips decode, the whole decode (strict, same options) must have
+ * succeeded with the same pixels.
  *
  * Differential check of the progressive fast path (codec_jpeg_prog.c):
  * whenever it decoded the image, libjpeg alone, and the fast path with its
@@ -63,6 +65,10 @@ static void check_strips(const uint8_t *buf, size_t len, const struct ip_decode_
         ip__jpeg_plan_free(plan);
         return;
     }
+    /* Without restart markers: the strips' starts found by speculative
+     * decoding, in chunks small enough that most inputs have several. */
+    ip__jpeg_seq_chunk = 2048;
+    ok = ip__jpeg_plan_prepare(plan) == 0;
     img.stride = (size_t)img.width * img.channels;
     img.pixels = malloc(img.stride * img.height);
     FUZZ_ASSERT(img.pixels != NULL);

@@ -1,8 +1,9 @@
 #!/usr/bin/python3
 """The prefault helper of a huge image decoded on one core (loader.c).
 
-While a loader decodes a huge image whole (a PNG, a JPEG without restart
-markers), a helper thread on a free CPU token maps the decoded image's
+While a loader decodes a huge image whole (a PNG; a JPEG without restart
+markers whose strips are not found, here because IMGPAR_JPEG_FAST=0 turns
+the fast entropy decoders off), a helper thread on a free CPU token maps the decoded image's
 pages ahead of the decoder with madvise(MADV_POPULATE_WRITE), 2 MiB at a
 time from the top, so the kernel clears them on another core. The shim
 (shim.c) logs every such call as "populate LEN". The strip threshold is
@@ -68,6 +69,7 @@ def check_prefault(env):
 
     def go(tag, *opts, prefault=None, strip_min="100000"):
         e = shim_env(log)
+        e["IMGPAR_JPEG_FAST"] = "0"   # the JPEG decoded whole (codec_jpeg_seq.c would split it)
         if strip_min:
             e["IMGPAR_TEST_PNG_STRIP_MIN"] = strip_min
         if prefault is not None:

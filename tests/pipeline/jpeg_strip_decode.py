@@ -1,11 +1,12 @@
 #!/usr/bin/python3
-"""Strip-parallel decoding of huge JPEGs with restart markers gives exactly
-the pixels of a whole-image decode.
+"""Strip-parallel decoding of huge sequential JPEGs (with restart markers,
+or without, whose strips speculative decoding finds) gives exactly the
+pixels of a whole-image decode.
 
 usage: jpeg_strip_decode.py IMGPAR JPEG_MAKE [--threads-only]
 
 --threads-only leaves out the procs executor and keeps the run short (for
-ThreadSanitizer builds): four files, -j1 against --threads -j4.
+ThreadSanitizer builds): five files, -j1 against --threads -j4.
 
 The files are made by libjpeg directly (JPEG_MAKE, tests/pipeline/jpeg_make.c)
 in every chroma layout and restart interval that matters, and by imgpar's own
@@ -16,8 +17,8 @@ so that images of about a megapixel count as huge. For each file it checks:
   decode with the same defaults), and the same bytes at every -j;
 - --stats says the image was decoded by strips exactly when it should be:
   -j > 1 and a sequential file with a restart interval of whole MCU rows
-  (not progressive, not without restarts, not an interval that ends inside
-  an MCU row, not small);
+  or none (not progressive, not an interval that ends inside an MCU row,
+  not small);
 - the default chain and --jpeg-luma write the same bytes at -j1 and -j4;
 - a damaged file (an RST marker out of order, bad entropy data, truncation)
   gets the same exit code, error line and output at -j4 as at -j1.
@@ -61,7 +62,10 @@ def main():
         "c444_r1": (640, 480, "444", "r1", False, True),
         "gray_r2": (1200, 700, "gray", "r2", False, True),
         "c420_m7": (1003, 917, "420", "m7", False, False),
-        "c420_norst": (1003, 917, "420", "0", False, False),
+        "c420_norst": (1003, 917, "420", "0", False, True),
+        "c422_norst": (998, 601, "422", "0", False, True),
+        "c444_norst": (640, 480, "444", "0", False, True),
+        "gray_norst": (1200, 700, "gray", "0", False, True),
         "c420_prog": (1003, 917, "420", "r1", True, False),
         "c420_small": (200, 150, "420", "r1", False, False),
     }
@@ -86,7 +90,7 @@ def main():
     threads_only = "--threads-only" in sys.argv
     if threads_only:
         configs = [["-j", "1"], ["--threads", "-j", "4"]]
-        checked = {n: files[n] for n in ("c420_r8", "c422_r2", "gray_r2", "own")}
+        checked = {n: files[n] for n in ("c420_r8", "c422_r2", "gray_r2", "own", "c420_norst")}
     else:
         checked = files
     stripped = 0
@@ -138,6 +142,18 @@ def main():
         "truncated": data[:int(len(data) * 0.6)],
         "no_eoi": data[:-2],
     }
+    # The same damage without restart markers (speculative decoding finds
+    # the strips of the intact part; the damaged strip declines).
+    data = open(files["c420_norst"], "rb").read()
+    scan = data.index(b"\xff\xda")
+    mid = (scan + len(data)) // 2
+    damaged.update({
+        "norst_entropy": data[:mid] + bytes(b ^ 0x5A for b in data[mid:mid + 40]) + data[mid + 40:],
+        "norst_marker": data[:mid] + b"\xff\xd3" + data[mid + 2:],
+        "norst_truncated": data[:int(len(data) * 0.6)],
+        "norst_tail": data[:-2] + b"\x00\x00\xff\xd9",
+        "norst_no_eoi": data[:-2],
+    })
     for name, blob in damaged.items():
         path = os.path.join(tmp, "bad", name + ".jpg")
         os.makedirs(os.path.dirname(path), exist_ok=True)
