@@ -137,7 +137,7 @@ Image.open(sys.argv[1]).save(sys.argv[2], quality=90)' "$W/huge-ppm/huge.ppm" "$
     echo "exit $?"
 fi
 if has huge; then
-    stamp "huge-jpeg-norst (no restart markers: decoded serially)"
+    stamp "huge-jpeg-norst (no restart markers: strips found by speculative decoding)"
     # shellcheck disable=SC2086
     "$BIN" bench $LIM --jobs 1,16 --strategies threads --split strips --repeat 1 --warmup 0 \
         --no-progress --json "$OUTD/huge-jpeg-norst.json" "$W/huge-jpeg-norst"
