@@ -184,6 +184,16 @@ static inline void bits_start(struct bits *b, const uint8_t *data, size_t pos, s
     b->end = data + end;
 }
 
+/* A reader at bit `bit` of data (8 * byte + bit in it, MSB first). */
+static inline void bits_at(struct bits *b, const uint8_t *data, uint64_t bit, size_t end)
+{
+    bits_start(b, data, (size_t)(bit >> 3), end);
+    if (bit & 7) {
+        refill(b);
+        get_bits(b, (int)(bit & 7));
+    }
+}
+
 /* ---- sequential scans ---- */
 
 /* One baseline (or extended Huffman) scan of every component, read as

@@ -927,11 +927,7 @@ int ip__jpeg_prog_open_seq(const struct ip__jpeg_prog_frame *f, const struct ip_
     sc = &(*out)->scans[0];
     memset(sc, 0, sizeof *sc);
     sc->seq = q;
-    bits_start(&sc->br, q->data, (size_t)(from->pos >> 3), q->end);
-    if (from->pos & 7) {
-        refill(&sc->br);
-        get_bits(&sc->br, (int)(from->pos & 7));
-    }
+    bits_at(&sc->br, q->data, from->pos, q->end);
     memcpy(sc->seq_dc, from->dc, sizeof sc->seq_dc);
     sc->seq_skip = skip;
     sc->seq_last = last;

@@ -61,6 +61,7 @@
 #define WINDOW_PAST 256u   /* a small chunk's window goes on past it to this many MCUs */
 #define CHECK_EVERY 64
 #define MAX_CHUNKS 256u
+#define MAX_ENDS 8   /* MCUs of under 8 bits at the end of the data (flat images) */
 
 size_t ip__jpeg_seq_chunk = 256u << 10;
 
@@ -73,7 +74,8 @@ struct chunk {
     int done;                        /* phase 0 reached the chunk's end */
     struct bits br;                  /* there: the reader, at the first MCU past the chunk */
     struct ip__jpeg_seq_at at;       /* and the state */
-    int64_t end_mcu;                 /* last chunk: MCUs decoded when only padding was left */
+    int64_t ends[MAX_ENDS];          /* last chunk: MCU counts at which only padding was left */
+    int nends;
     int met;                         /* phase 1 met the next chunk ... */
     struct ip__jpeg_seq_at meet;     /* ... with this state ... */
     uint32_t meet_j;                 /* ... at the next chunk's window record meet_j */
@@ -172,21 +174,20 @@ static int chunk_run(struct ip__jpeg_seq *s, uint32_t k)
             c->at = st;
             c->done = 1;
         }
-        if (c->done && (c->nwin >= WINDOW_PAST || c->nwin == s->window))
+        if (!last && c->done && (c->nwin >= WINDOW_PAST || c->nwin == s->window))
             return 0;
-        end = last && at_end(&b, q);
+        end = last && at_end(&b, q) && c->nends < MAX_ENDS;
         if (c->nwin < s->window)
             c->win[c->nwin++] = st;
         if (!c->done && st.mcu % CHECK_EVERY == 0 && push_cp(c, &st))
             return IP_ENOMEM;
         if (end) {
-            /* Only padding is left: the scan's end, if this chunk is in
-             * step. (A last MCU of under 8 bits would fit in it;
-             * ip__jpeg_seq_finish then finds one MCU missing and
-             * declines.) */
-            c->end_mcu = st.mcu;
+            /* Under 8 bits left: the scan's end if this chunk is in step,
+             * unless they hold more MCUs (a flat image's last blocks take
+             * 6 bits each); ip__jpeg_seq_finish picks. The chunk goes on
+             * until the data runs out. */
+            c->ends[c->nends++] = st.mcu;
             c->done = 1;
-            return 0;
         }
         seq_mcu_skip(&b, q, st.dc, 1);
         st.mcu++;
@@ -236,11 +237,7 @@ static void meet_again(struct ip__jpeg_seq *s, uint32_t k, const struct ip__jpeg
 {
     struct bits b;
 
-    bits_start(&b, s->sc.data, (size_t)(in_step->pos >> 3), s->sc.end);
-    if (in_step->pos & 7) {
-        refill(&b);
-        get_bits(&b, (int)(in_step->pos & 7));
-    }
+    bits_at(&b, s->sc.data, in_step->pos, s->sc.end);
     meet(s, k, b, *in_step);
 }
 
@@ -302,7 +299,8 @@ static int add_known(struct ip__jpeg_seq *s, const struct ip__jpeg_seq_at *x, si
  * chunk k + 1 (which never fell into step within its window): decode from
  * here on this thread, keeping a true state every CHECK_EVERY MCUs, until
  * an MCU starts where one of a later chunk's window MCUs did (0: *k, *here
- * and *d are that chunk's) or the data ends (FOLLOWED_TO_END). */
+ * and *d are that chunk's) or the frame's last MCU ends the data
+ * (FOLLOWED_TO_END). */
 static int follow(struct ip__jpeg_seq *s, uint32_t *k, struct ip__jpeg_seq_at *here, struct ip__jpeg_seq_at *d,
                   size_t *cap)
 {
@@ -311,19 +309,15 @@ static int follow(struct ip__jpeg_seq *s, uint32_t *k, struct ip__jpeg_seq_at *h
     struct bits b;
     int rc;
 
-    bits_start(&b, s->sc.data, (size_t)(here->pos >> 3), s->sc.end);
-    if (here->pos & 7) {
-        refill(&b);
-        get_bits(&b, (int)(here->pos & 7));
-    }
+    bits_at(&b, s->sc.data, here->pos, s->sc.end);
     for (;;) {
         const struct chunk *n = &s->chunks[t];
 
         st.pos = bits_pos(&b, s->sc.data);
         if (st.pos == UINT64_MAX)
             return DECLINE;
-        if (at_end(&b, &s->sc))
-            return st.mcu + d->mcu == s->total ? FOLLOWED_TO_END : DECLINE;
+        if (at_end(&b, &s->sc) && st.mcu + d->mcu == s->total)
+            return FOLLOWED_TO_END;
         while (j < n->nwin && n->win[j].pos < st.pos)
             j++;
         if (j < n->nwin && n->win[j].pos == st.pos) {
@@ -380,7 +374,10 @@ int ip__jpeg_seq_finish(struct ip__jpeg_seq *s)
         if (k + 1 == s->nchunks) {
             /* In step to the end: it ran out of data after exactly the
              * frame's MCUs (the padding after them holds no whole byte). */
-            return c->done && c->end_mcu + d.mcu == s->total ? 0 : DECLINE;
+            for (int i = 0; c->done && i < c->nends; i++)
+                if (c->ends[i] + d.mcu == s->total)
+                    return 0;
+            return DECLINE;
         }
         if (c->met && c->meet.pos < here.pos)
             meet_again(s, k, &here);   /* it met chunk k + 1 before it was in step itself */

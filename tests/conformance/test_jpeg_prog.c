@@ -143,6 +143,8 @@ static const struct layout layouts[] = {
 };
 #define NLAYOUTS (sizeof layouts / sizeof layouts[0])
 
+static int pix_flat;   /* make_pixels: rows from this one on are flat gray (0: none) */
+
 /* Photo-like content: gradients, a hard edge, texture and noise. */
 static uint8_t *make_pixels(int w, int h, int comps, uint32_t seed)
 {
@@ -162,6 +164,8 @@ static uint8_t *make_pixels(int w, int h, int comps, uint32_t seed)
                     v += 50;
                 if (x > w / 2 && y < h / 3)
                     v = 255 - v;
+                if (pix_flat && y >= pix_flat)
+                    v = 128;
                 p[((size_t)y * w + x) * comps + c] = (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
             }
         }
@@ -722,6 +726,26 @@ static int run_seq(void)
                 }
                 free(jpg);
             }
+        }
+    }
+    /* Flat bottoms: a gray file's last blocks then take 6 bits each, so the
+     * bits after the last MCU but one can be under 8 (the scan's end must
+     * still be found). Eight heights give every padding length. */
+    for (int h = 200; h < 208; h++, files++) {
+        for (int l = 0; l < 5; l += 4) {   /* gray, 420 */
+            size_t len;
+            uint8_t *jpg;
+            char what[96];
+            int rc;
+
+            pix_flat = h / 2;
+            jpg = write_jpeg(&layouts[l], 300, h, 75, SCRIPT_COUNT, 0, (uint32_t)h, &len);
+            pix_flat = 0;
+            snprintf(what, sizeof what, "%s 300x%d flat bottom", layouts[l].name, h);
+            rc = seq_strips(what, jpg, len, 4096, 0, 0);
+            CHECK(rc == 0, "%s: strips not decoded (%d)", what, rc);
+            planned += rc == 0;
+            free(jpg);
         }
     }
     printf("%u files, %u strip decodes, %u declined; %u damaged copies, %u decoded by strips\n", files, planned,
