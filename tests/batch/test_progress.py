@@ -53,7 +53,7 @@ def run_pty(argv, stdin_data=None, timeout=120):
 def make_batch(env, n):
     src = env.fresh_dir("in")
     for i in range(n):
-        make_image(os.path.join(src, "i%03d.png" % i), 320, 240, seed=i)
+        make_image(os.path.join(src, "i%03d.png" % i), 640, 480, seed=i)   # about 1 s at -j1: several redraws
     with open(os.path.join(src, "zz-bad.png"), "wb") as f:
         f.write(b"\x89PNG\r\n\x1a\n broken")
     return src
