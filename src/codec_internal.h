@@ -208,11 +208,11 @@ struct ip__jpeg_plan *ip__jpeg_plan_strips(const uint8_t *data, size_t len, cons
 /* Before the strips, a file without restart markers needs phases 0 and 1
  * of ip__jpeg_plan_prep_count(pl) tasks each (any threads, any order
  * within a phase; 0 tasks: none), then ip__jpeg_plan_ready: 0, or 1 when
- * it must be decoded whole. ip__jpeg_plan_prepare does it all on the
- * calling thread. */
+ * it must be decoded whole (or *stop was set while it worked on one
+ * thread). ip__jpeg_plan_prepare does it all on the calling thread. */
 uint32_t ip__jpeg_plan_prep_count(const struct ip__jpeg_plan *pl);
 int ip__jpeg_plan_prep(struct ip__jpeg_plan *pl, int phase, uint32_t k);
-int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl);
+int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl, const atomic_int *stop);
 int ip__jpeg_plan_prepare(struct ip__jpeg_plan *pl);
 uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl);
 struct ip_image ip__jpeg_plan_shape(const struct ip__jpeg_plan *pl);

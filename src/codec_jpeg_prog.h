@@ -3,6 +3,7 @@
 #ifndef IMGPAR_CODEC_JPEG_PROG_H
 #define IMGPAR_CODEC_JPEG_PROG_H
 
+#include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -76,12 +77,13 @@ struct ip__jpeg_seq;
  * every chunk k, then ip__jpeg_seq_find(s, 1, k) for every k (within a
  * phase, any threads in any order), then ip__jpeg_seq_finish: 0 when
  * ip__jpeg_seq_locate can place every MCU, 1 when the file must be decoded
- * whole. data must outlive it. */
+ * whole (also when *stop, if given, is set while it decodes on one
+ * thread). data must outlive it. */
 int ip__jpeg_seq_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
                       struct ip__jpeg_seq **out);
 uint32_t ip__jpeg_seq_chunks(const struct ip__jpeg_seq *s);
 int ip__jpeg_seq_find(struct ip__jpeg_seq *s, int phase, uint32_t k);
-int ip__jpeg_seq_finish(struct ip__jpeg_seq *s);
+int ip__jpeg_seq_finish(struct ip__jpeg_seq *s, const atomic_int *stop);
 /* The known state nearest before MCU `mcu` (at->mcu <= mcu). */
 void ip__jpeg_seq_locate(const struct ip__jpeg_seq *s, int64_t mcu, struct ip__jpeg_seq_at *at);
 /* MCUs per row (interleaved scan) or blocks per row (one component). */

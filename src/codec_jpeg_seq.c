@@ -47,6 +47,7 @@
  * - Threads: within a phase, calls for different chunks on any threads;
  *   finish and locate after the last. Memory: WINDOW records per chunk
  *   (32 KiB) and one per CHECK_EVERY MCUs (about 1 MiB for 20000x20000). */
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -302,7 +303,7 @@ static int add_known(struct ip__jpeg_seq *s, const struct ip__jpeg_seq_at *x, si
  * and *d are that chunk's) or the frame's last MCU ends the data
  * (FOLLOWED_TO_END). */
 static int follow(struct ip__jpeg_seq *s, uint32_t *k, struct ip__jpeg_seq_at *here, struct ip__jpeg_seq_at *d,
-                  size_t *cap)
+                  size_t *cap, const atomic_int *stop)
 {
     struct ip__jpeg_seq_at st = *here, truth;
     uint32_t t = *k + 1, j = 0;   /* the chunk whose window is searched, and where */
@@ -333,6 +334,8 @@ static int follow(struct ip__jpeg_seq *s, uint32_t *k, struct ip__jpeg_seq_at *h
             continue;
         }
         truth = shifted(&st, d);
+        if (st.mcu % 4096 == 0 && stop && atomic_load_explicit(stop, memory_order_relaxed))
+            return DECLINE;   /* the caller is stopping: it will not use the plan */
         if (st.mcu % CHECK_EVERY == 0 && truth.mcu > s->known[s->nknown - 1].mcu) {
             rc = add_known(s, &truth, cap);
             if (rc)
@@ -343,7 +346,7 @@ static int follow(struct ip__jpeg_seq *s, uint32_t *k, struct ip__jpeg_seq_at *h
     }
 }
 
-int ip__jpeg_seq_finish(struct ip__jpeg_seq *s)
+int ip__jpeg_seq_finish(struct ip__jpeg_seq *s, const atomic_int *stop)
 {
     struct ip__jpeg_seq_at d, here, truth;   /* d: offsets of chunk k, true state minus its own count */
     size_t cap = 0;
@@ -388,7 +391,7 @@ int ip__jpeg_seq_finish(struct ip__jpeg_seq *s)
             k++;
             continue;
         }
-        rc = follow(s, &k, &here, &d, &cap);
+        rc = follow(s, &k, &here, &d, &cap, stop);
         if (rc == FOLLOWED_TO_END)
             return 0;
         if (rc)

@@ -429,13 +429,13 @@ int ip__jpeg_plan_prep(struct ip__jpeg_plan *pl, int phase, uint32_t k)
     return ip__jpeg_seq_find(pl->seq, phase, k);
 }
 
-int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl)
+int ip__jpeg_plan_ready(struct ip__jpeg_plan *pl, const atomic_int *stop)
 {
     uint32_t per_row;
 
     if (pl->prepared)
         return 0;
-    if (!pl->seq || ip__jpeg_seq_finish(pl->seq) != 0)
+    if (!pl->seq || ip__jpeg_seq_finish(pl->seq, stop) != 0)
         return 1;
     pl->starts = malloc(pl->nstrips * sizeof *pl->starts);
     pl->skips = malloc(pl->nstrips * sizeof *pl->skips);
@@ -460,7 +460,7 @@ int ip__jpeg_plan_prepare(struct ip__jpeg_plan *pl)
         for (uint32_t k = 0; k < n; k++)
             if (ip__jpeg_plan_prep(pl, phase, k) != 0)
                 return 1;
-    return ip__jpeg_plan_ready(pl);
+    return ip__jpeg_plan_ready(pl, NULL);
 }
 
 uint32_t ip__jpeg_plan_count(const struct ip__jpeg_plan *pl)

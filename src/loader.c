@@ -283,7 +283,7 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
 
         rc = ip__team_run(p, item, IP_STAGE_DECODE, ip__jpeg_plan_prep_count(plan), prep_task, &pp, &err);
     }
-    if (rc == 0 && ip__jpeg_plan_ready(plan) != 0) {
+    if (rc == 0 && ip__jpeg_plan_ready(plan, &p->cancelled) != 0) {
         ip__jpeg_plan_free(plan);
         return atomic_load(&p->cancelled) ? ip_error_set(&item->err, IP_EINTR, "interrupted") : 1;
     }
