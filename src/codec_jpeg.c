@@ -487,6 +487,15 @@ static int decode_prog(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
  * reads no coefficients (it warns of the missing data, ignored here), and
  * its output pass gets the strip's rows from codec_jpeg_prog.c, decoded
  * from the file where the strip's MCUs start. */
+/* The frame of a sequential Huffman 8-bit JPEG (codec_jpeg_seq.c's kind),
+ * or PROG_RETRY. */
+static int seq_frame(struct jpeg_decompress_struct *cinfo, struct ip__jpeg_prog_frame *f)
+{
+    if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8)
+        return PROG_RETRY;
+    return fill_frame(cinfo, f);
+}
+
 struct seq_strip {
     const struct ip__jpeg_seq *seq;
     struct ip__jpeg_seq_at from;
@@ -501,8 +510,7 @@ static int decode_seq(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ctx
     unsigned needed = 0;
     int rc;
 
-    if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 || fill_frame(cinfo, &f) ||
-        ip__jpeg_prog_open_seq(&f, st->seq, &st->from, st->skip, st->last, &ctx->prog))
+    if (seq_frame(cinfo, &f) || ip__jpeg_prog_open_seq(&f, st->seq, &st->from, st->skip, st->last, &ctx->prog))
         return PROG_RETRY;
     ctx->seq_input = 1;
     rc = prog_start(cinfo, ctx);
@@ -543,8 +551,7 @@ static int decode_body(struct jpeg_decompress_struct *cinfo, struct jpeg_ctx *ct
     if (job->seq_out) {
         struct ip__jpeg_prog_frame f;
 
-        if (cinfo->progressive_mode || cinfo->arith_code || cinfo->data_precision != 8 ||
-            !ip__jpeg_prog_enabled() || fill_frame(cinfo, &f))
+        if (!ip__jpeg_prog_enabled() || seq_frame(cinfo, &f))
             return PROG_RETRY;
         return ip__jpeg_seq_open(&f, data, len, (size_t)(cinfo->src->next_input_byte - data), job->seq_out);
     }

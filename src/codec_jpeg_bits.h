@@ -140,6 +140,12 @@ struct huff {
 
 /* jdhuff.c's jpeg_make_d_derived_tbl, with its checks: -1 where it fails. */
 int ip__jpeg_huff_build(struct huff *h, const struct table_def *t, int is_dc);
+/* A table libjpeg read (NULL: not defined) copied into d, which starts zeroed. */
+void ip__jpeg_table_def(struct table_def *d, const JHUFF_TBL *t);
+/* The frame component of scan component i, whose SOS identifier is id:
+ * -1 when no frame component has it or scan components 0..i-1 (comps)
+ * already named it (libjpeg's get_sos checks). */
+int ip__jpeg_scan_comp(const struct ip__jpeg_prog_frame *f, const int *comps, int i, int id);
 
 /* The next symbol; -1 for a code libjpeg calls corrupt. Needs b->n >= 16. */
 static inline int huff_decode(struct bits *b, const struct huff *h)

@@ -100,6 +100,29 @@ unsigned long ip__jpeg_prog_images(void)
     return atomic_load(&images_done);
 }
 
+void ip__jpeg_table_def(struct table_def *d, const JHUFF_TBL *t)
+{
+    if (!t)
+        return;   /* stays undefined */
+    memcpy(d->bits, t->bits, sizeof d->bits);
+    memcpy(d->vals, t->huffval, sizeof d->vals);
+    d->defined = 1;
+}
+
+int ip__jpeg_scan_comp(const struct ip__jpeg_prog_frame *f, const int *comps, int i, int id)
+{
+    int j;
+
+    for (j = 0; j < f->ncomp && f->comp[j].id != id; j++)
+        ;
+    if (j == f->ncomp)
+        return -1;
+    for (int m = 0; m < i; m++)
+        if (comps[m] == j)
+            return -1;
+    return j;
+}
+
 /* jdhuff.c's jpeg_make_d_derived_tbl, with its checks: -1 where it fails. */
 int ip__jpeg_huff_build(struct huff *h, const struct table_def *t, int is_dc)
 {
@@ -402,7 +425,6 @@ static size_t segment_end(const struct ip__jpeg_prog *p, const struct bits *b)
     return (size_t)(b->p - p->data);
 }
 
-
 /* Per MCU: the restart marker due before it, if any. */
 static int restart_check(const struct ip__jpeg_prog *p, struct scan *sc)
 {
@@ -602,23 +624,16 @@ struct parse {
 static int parse_sos(const struct ip__jpeg_prog_frame *f, struct parse *ps, struct scan *sc, struct huff *huff,
                      const uint8_t *q, unsigned seglen)
 {
-    int n = q[0], i, j, blocks = 0, tsel[4];
+    int n = q[0], i, blocks = 0, tsel[4];
 
     if (seglen != 6u + 2u * (unsigned)n || n < 1 || n > 4)
         return DECLINE;
     memset(sc, 0, sizeof *sc);
     sc->ncomp = n;
     for (i = 0; i < n; i++) {
-        int id = q[1 + 2 * i];
-
-        for (j = 0; j < f->ncomp && f->comp[j].id != id; j++)
-            ;
-        if (j == f->ncomp)
+        sc->comp[i] = ip__jpeg_scan_comp(f, sc->comp, i, q[1 + 2 * i]);
+        if (sc->comp[i] < 0)
             return DECLINE;
-        sc->comp[i] = j;
-        for (j = 0; j < i; j++)
-            if (sc->comp[j] == sc->comp[i])
-                return DECLINE;
         tsel[i] = q[2 + 2 * i];
         blocks += f->comp[sc->comp[i]].h * f->comp[sc->comp[i]].v;
     }
@@ -792,16 +807,8 @@ static int open_file(struct ip__jpeg_prog *p, size_t scan)
         return IP_ENOMEM;
     ps->restart_interval = f->restart_interval;
     for (c = 0; c < NUM_HUFF_TBLS; c++) {
-        if (f->dc[c]) {
-            memcpy(ps->dc[c].bits, f->dc[c]->bits, sizeof ps->dc[c].bits);
-            memcpy(ps->dc[c].vals, f->dc[c]->huffval, sizeof ps->dc[c].vals);
-            ps->dc[c].defined = 1;
-        }
-        if (f->ac[c]) {
-            memcpy(ps->ac[c].bits, f->ac[c]->bits, sizeof ps->ac[c].bits);
-            memcpy(ps->ac[c].vals, f->ac[c]->huffval, sizeof ps->ac[c].vals);
-            ps->ac[c].defined = 1;
-        }
+        ip__jpeg_table_def(&ps->dc[c], f->dc[c]);
+        ip__jpeg_table_def(&ps->ac[c], f->ac[c]);
     }
     for (c = 0; c < f->ncomp; c++)
         memset(ps->coef_bits[c], 0xFF, sizeof ps->coef_bits[c]);   /* -1 */
@@ -899,8 +906,10 @@ static int prog_new(const struct ip__jpeg_prog_frame *f, const uint8_t *data, si
 int ip__jpeg_prog_open(const struct ip__jpeg_prog_frame *f, const uint8_t *data, size_t len, size_t scan,
                        struct ip__jpeg_prog **out)
 {
-    int rc = scan < len ? prog_new(f, data, len, out) : DECLINE;
+    int rc;
 
+    *out = NULL;
+    rc = scan < len ? prog_new(f, data, len, out) : DECLINE;
     if (!rc)
         rc = open_file(*out, scan);
     if (rc) {

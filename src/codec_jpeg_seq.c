@@ -432,12 +432,8 @@ static int build(struct huff *h, const JHUFF_TBL *t, int is_dc)
 {
     struct table_def def;
 
-    if (!t)
-        return DECLINE;
     memset(&def, 0, sizeof def);
-    memcpy(def.bits, t->bits, sizeof def.bits);
-    memcpy(def.vals, t->huffval, sizeof def.vals);
-    def.defined = 1;
+    ip__jpeg_table_def(&def, t);
     return ip__jpeg_huff_build(h, &def, is_dc) ? DECLINE : 0;
 }
 
@@ -452,15 +448,10 @@ static int parse_scan(struct ip__jpeg_seq *s, const struct ip__jpeg_prog_frame *
     s->sc.ncomp = n;
     s->sc.nblk = 0;
     for (int i = 0; i < n; i++) {
-        int id = q[1 + 2 * i], t = q[2 + 2 * i], j, blocks;
+        int t = q[2 + 2 * i], j = ip__jpeg_scan_comp(f, s->sc.comp, i, q[1 + 2 * i]), blocks;
 
-        for (j = 0; j < f->ncomp && f->comp[j].id != id; j++)
-            ;
-        if (j == f->ncomp)
+        if (j < 0)
             return DECLINE;
-        for (int m = 0; m < i; m++)
-            if (s->sc.comp[m] == j)
-                return DECLINE;
         s->sc.comp[i] = j;
         if ((t >> 4) >= NUM_HUFF_TBLS || (t & 15) >= NUM_HUFF_TBLS || build(&s->tables[2 * i], f->dc[t >> 4], 1) ||
             build(&s->tables[2 * i + 1], f->ac[t & 15], 0))

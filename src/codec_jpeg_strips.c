@@ -497,26 +497,10 @@ int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struc
     first = pl->overlap && k > 0 ? y0 + 1 : y0;
     last = pl->overlap && s1 < pl->nseg ? y1 + 1 : y1;
 
-    if (pl->seq) {
-        /* The headers with the strip's height, and EOI for the scan. */
-        rc = ip__buf_reserve(&jpg, pl->scan + 2, err);
-        if (rc)
-            return rc;
-        memcpy(jpg.data, pl->data, pl->scan);
-        jpg.data[pl->sof_height] = (uint8_t)((ye1 - y0) >> 8);
-        jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - y0);
-        jpg.data[pl->scan] = 0xFF;
-        jpg.data[pl->scan + 1] = 0xD9;
-        jpg.len = pl->scan + 2;
-        view = *img;
-        view.pixels = img->pixels + (size_t)first * img->stride;
-        view.height = last - first;
-        rc = ip__jpeg_decode_seq_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, pl->seq, &pl->starts[k],
-                                      pl->skips[k], e1 == pl->nseg, err);
-        ip_buf_free(&jpg);
-        return rc;
-    }
-    need = pl->scan + (pl->seg_end[e1 - 1] - pl->seg_start[s0]) + 2;
+    /* The headers with the strip's height; then its segments with their
+     * RST markers renumbered, or (no restart markers) none: the strip's
+     * coefficients come from the file itself. EOI either way. */
+    need = pl->scan + (pl->seq ? 0 : pl->seg_end[e1 - 1] - pl->seg_start[s0]) + 2;
     rc = ip__buf_reserve(&jpg, need, err);
     if (rc)
         return rc;
@@ -524,17 +508,25 @@ int ip__jpeg_plan_decode(const struct ip__jpeg_plan *pl, uint32_t k, const struc
     jpg.data[pl->sof_height] = (uint8_t)((ye1 - y0) >> 8);
     jpg.data[pl->sof_height + 1] = (uint8_t)(ye1 - y0);
     jpg.len = pl->scan;
-    for (uint32_t i = s0; i < e1; i++) {
+    for (uint32_t i = s0; i < e1 && !pl->seq; i++) {
         size_t n = pl->seg_end[i] - pl->seg_start[i];
         memcpy(jpg.data + jpg.len, pl->data + pl->seg_start[i], n);
         jpg.len += n;
-        jpg.data[jpg.len++] = 0xFF;
-        jpg.data[jpg.len++] = i + 1 < e1 ? (uint8_t)(0xD0 + ((i - s0) & 7)) : 0xD9;
+        if (i + 1 < e1) {
+            jpg.data[jpg.len++] = 0xFF;
+            jpg.data[jpg.len++] = (uint8_t)(0xD0 + ((i - s0) & 7));
+        }
     }
+    jpg.data[jpg.len++] = 0xFF;
+    jpg.data[jpg.len++] = 0xD9;
     view = *img;
     view.pixels = img->pixels + (size_t)first * img->stride;
     view.height = last - first;
-    rc = ip__jpeg_decode_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, s1 == pl->nseg, err);
+    if (pl->seq)
+        rc = ip__jpeg_decode_seq_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, pl->seq, &pl->starts[k],
+                                      pl->skips[k], e1 == pl->nseg, err);
+    else
+        rc = ip__jpeg_decode_rows(jpg.data, jpg.len, &pl->opts, first - y0, &view, s1 == pl->nseg, err);
     ip_buf_free(&jpg);
     return rc;
 }

@@ -283,10 +283,8 @@ static int decode_team(struct ip_pipeline *p, struct ip__item *item, const struc
 
         rc = ip__team_run(p, item, IP_STAGE_DECODE, ip__jpeg_plan_prep_count(plan), prep_task, &pp, &err);
     }
-    if (rc == 0 && ip__jpeg_plan_ready(plan, &p->cancelled) != 0) {
-        ip__jpeg_plan_free(plan);
-        return atomic_load(&p->cancelled) ? ip_error_set(&item->err, IP_EINTR, "interrupted") : 1;
-    }
+    if (rc == 0 && ip__jpeg_plan_ready(plan, &p->cancelled) != 0)
+        rc = 1;   /* strips not found: decode it whole */
     if (rc == 0)
         rc = ip__pixels_alloc(opts, &d.img, shape.width, shape.height, shape.channels, &err);
     if (rc == 0)
